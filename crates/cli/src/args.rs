@@ -1,0 +1,131 @@
+//! The command line. Names are part of the brief's interface contract.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "asana-docspace",
+    version,
+    about = "Give the people assigned to Asana tasks access to ONLYOFFICE DocSpace: once, safely, fast."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings every command shares. Credentials are read from the environment or the
+/// config file only: a token on the command line would show up in `ps` and shell history.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// TOML config file (rules and settings).
+    #[arg(
+        long,
+        global = true,
+        env = "ASANA_DOCSPACE_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+    /// State database: a SQLite path.
+    #[arg(long, global = true, env = "ASANA_DOCSPACE_STATE", value_name = "PATH")]
+    pub state: Option<String>,
+    /// Asana API base URL [default: https://app.asana.com/api/1.0].
+    #[arg(long, global = true, env = "ASANA_BASE_URL", value_name = "URL")]
+    pub asana_base_url: Option<String>,
+    /// DocSpace portal, `https://host` (a bare host means https). Falls back to ONLYOFFICE_API_HOST.
+    #[arg(long, global = true, env = "DOCSPACE_URL", value_name = "URL")]
+    pub docspace_url: Option<String>,
+    /// Asana requests per minute for this token (150 free, 1500 paid).
+    #[arg(long, global = true, value_name = "N")]
+    pub asana_rpm: Option<u32>,
+    /// One JSON object per line on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More logging on stderr (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Invite the assignee of one Asana task to DocSpace (and optionally share a room).
+    Invite(InviteArgs),
+    /// Add a person to an Asana workspace or organization (Asana's addUser).
+    AddToWorkspace(AddToWorkspaceArgs),
+    /// Reconcile whole Asana projects against DocSpace, following the config's rules.
+    Sync(SyncArgs),
+    /// Show the audit log: every decision and action, with its source task and outcome.
+    History(HistoryArgs),
+    /// Check both credentials, permissions and reachability, and say what to fix.
+    Doctor,
+    /// Run local simulators of both APIs with seeded demo data.
+    Sim(SimArgs),
+    /// Run the product end to end against the simulators: no accounts needed.
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    /// The Asana task gid.
+    #[arg(long, value_name = "GID")]
+    pub task: String,
+    /// DocSpace user type for a new person: user | room-admin | docspace-admin.
+    #[arg(long = "type", value_name = "TYPE", default_value = "user")]
+    pub user_type: String,
+    /// Also share this DocSpace room (id) with the person.
+    #[arg(long, value_name = "ID")]
+    pub room: Option<String>,
+    /// Room access level (with --room): read | review | comment | fill-forms | editing | content-creator | room-manager.
+    #[arg(long, value_name = "LEVEL", requires = "room")]
+    pub access: Option<String>,
+    /// Show what would happen; send no write.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AddToWorkspaceArgs {
+    /// Asana workspace or organization gid.
+    #[arg(long, value_name = "GID")]
+    pub workspace: String,
+    /// The person: an email, a user gid, or `me`.
+    #[arg(long, value_name = "EMAIL|GID|me")]
+    pub user: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Only these projects (default: every project with a rule). Repeatable.
+    #[arg(long = "project", value_name = "GID")]
+    pub projects: Vec<String>,
+    /// Print the plan; send no write.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[arg(long, value_name = "EMAIL")]
+    pub email: Option<String>,
+    #[arg(long, value_name = "GID")]
+    pub task: Option<String>,
+    /// Show at most this many entries (newest).
+    #[arg(long, default_value_t = 200)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Port for the Asana simulator (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub asana_port: u16,
+    /// Port for the DocSpace simulator (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub docspace_port: u16,
+    /// Added latency per request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+}

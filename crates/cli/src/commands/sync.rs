@@ -1,0 +1,230 @@
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use bridge_core::sync::{self, NoProgress, Progress, SyncLine, SyncRequest};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::args::{Global, SyncArgs};
+use crate::{output, settings, usage};
+
+/// Progress bars on stderr, drawn only when stderr is a terminal: logs and pipes stay clean.
+struct Bars {
+    _multi: MultiProgress,
+    phase: ProgressBar,
+    tasks: ProgressBar,
+    people: ProgressBar,
+}
+
+impl Bars {
+    fn new() -> Bars {
+        let multi = MultiProgress::new();
+        let phase = multi.add(ProgressBar::new_spinner());
+        phase.enable_steady_tick(std::time::Duration::from_millis(120));
+        let tasks = multi.add(ProgressBar::new_spinner());
+        tasks.set_style(
+            ProgressStyle::with_template("  tasks read   {pos} ({per_sec})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        let people = multi.add(ProgressBar::new(0));
+        people.set_style(
+            ProgressStyle::with_template("  people       [{bar:30}] {pos}/{len}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Bars {
+            _multi: multi,
+            phase,
+            tasks,
+            people,
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn phase(&self, name: &str) {
+        self.phase.set_message(name.to_string());
+    }
+    fn tasks_read(&self, n: u64) {
+        self.tasks.inc(n);
+    }
+    fn people_total(&self, n: u64) {
+        self.people.set_length(n);
+    }
+    fn people_done(&self, n: u64) {
+        self.people.inc(n);
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        self.phase.finish_and_clear();
+        self.tasks.finish_and_clear();
+        self.people.finish_and_clear();
+    }
+}
+
+pub async fn run(g: &Global, a: SyncArgs) -> anyhow::Result<u8> {
+    let file = settings::file_config(g)?;
+    if g.config.is_none() {
+        return Err(usage(
+            "sync needs rules: pass --config FILE or set ASANA_DOCSPACE_CONFIG (see docs/config.example.toml)",
+        ));
+    }
+    let all_rules = file.rules().map_err(crate::from_core)?;
+    let rules = if a.projects.is_empty() {
+        all_rules
+    } else {
+        let mut picked = Vec::new();
+        for p in &a.projects {
+            let gid = asana_api::Gid::parse(p).map_err(|e| usage(format!("--project: {e}")))?;
+            let matching: Vec<_> = all_rules
+                .iter()
+                .filter(|r| r.project == gid)
+                .cloned()
+                .collect();
+            if matching.is_empty() {
+                return Err(usage(format!(
+                    "--project {gid}: no [[rules]] entry for this project in the config file"
+                )));
+            }
+            picked.extend(matching);
+        }
+        picked
+    };
+    if rules.is_empty() {
+        return Err(usage("the config file has no [[rules]]: nothing to sync"));
+    }
+    let svc = settings::services(g, &file).await?;
+    let bars: Arc<dyn Progress> = if std::io::stderr().is_terminal() && !g.json {
+        Arc::new(Bars::new())
+    } else {
+        Arc::new(NoProgress)
+    };
+    let req = SyncRequest {
+        rules,
+        dry_run: a.dry_run,
+        run_id: super::run_id(),
+        source: "sync".into(),
+        invite_batch: file.sync.invite_batch.unwrap_or(sync::DEFAULT_INVITE_BATCH),
+        progress: bars.clone(),
+    };
+    let report = sync::run(&svc, &req).await.map_err(crate::from_core)?;
+    drop(bars);
+
+    if g.json {
+        for l in &report.lines {
+            output::json_line(l);
+        }
+        for e in &report.project_errors {
+            output::json_line(
+                &serde_json::json!({"project": e.project, "outcome": "failed", "error": e.error}),
+            );
+        }
+        output::json_line(&report.summary);
+    } else {
+        print_human(&report.lines, a.dry_run);
+        for e in &report.project_errors {
+            println!("project {}: FAILED: {}", e.project, e.error);
+        }
+        let s = &report.summary;
+        let counts: Vec<String> = s.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let rooms: Vec<String> = s.rooms.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!(
+            "\n{}{} project(s), {} task(s), {} person(s): {}{}",
+            if s.dry_run {
+                "DRY RUN — nothing was sent. "
+            } else {
+                ""
+            },
+            s.projects,
+            s.tasks,
+            s.people,
+            if counts.is_empty() {
+                "nothing to do".into()
+            } else {
+                counts.join(", ")
+            },
+            if rooms.is_empty() {
+                String::new()
+            } else {
+                format!("; rooms: {}", rooms.join(", "))
+            },
+        );
+        println!(
+            "API calls: Asana {} ({} rate-limited), DocSpace {} ({} rate-limited); {:.1}s",
+            s.asana_calls,
+            s.asana_429,
+            s.docspace_calls,
+            s.docspace_429,
+            s.elapsed_ms as f64 / 1000.0
+        );
+    }
+    Ok(report.exit_code() as u8)
+}
+
+fn print_human(lines: &[SyncLine], dry_run: bool) {
+    use bridge_core::Outcome::*;
+    for l in lines {
+        let who = l.email.as_deref().unwrap_or("(email hidden)");
+        let why = format!("task {}", l.task);
+        let text = match l.outcome {
+            // One line per task would drown the people in a big backfill; they are counted.
+            NoAssignee => continue,
+            Invited => format!("invited {who} ({why})"),
+            DryRun => format!(
+                "would invite {who} as {} ({why})",
+                l.user_type.as_deref().unwrap_or("user")
+            ),
+            AlreadyMember => {
+                if l.rooms
+                    .iter()
+                    .all(|r| r.outcome == bridge_core::outcome::RoomOutcome::AlreadyShared)
+                {
+                    continue;
+                }
+                format!("{who} is already a member")
+            }
+            AlreadyInvited => {
+                if l.rooms
+                    .iter()
+                    .all(|r| r.outcome == bridge_core::outcome::RoomOutcome::AlreadyShared)
+                {
+                    continue;
+                }
+                format!("{who} is already invited")
+            }
+            EmailHidden => format!(
+                "assignee {} of {why}: email not visible to this token",
+                l.assignee.as_deref().unwrap_or("?")
+            ),
+            Failed => format!(
+                "FAILED {who} ({why}): {}",
+                l.error.as_deref().unwrap_or("unknown error")
+            ),
+        };
+        let rooms: Vec<String> = l
+            .rooms
+            .iter()
+            .map(|r| match r.outcome {
+                bridge_core::outcome::RoomOutcome::Shared => {
+                    format!("shared room {} ({})", r.id, r.access)
+                }
+                bridge_core::outcome::RoomOutcome::DryRun if dry_run => {
+                    format!("would share room {} ({})", r.id, r.access)
+                }
+                bridge_core::outcome::RoomOutcome::Failed => {
+                    format!(
+                        "room {} FAILED: {}",
+                        r.id,
+                        r.error.as_deref().unwrap_or("unknown error")
+                    )
+                }
+                o => format!("room {} {}", r.id, o.as_str()),
+            })
+            .collect();
+        if rooms.is_empty() {
+            println!("{text}");
+        } else {
+            println!("{text}; {}", rooms.join("; "));
+        }
+    }
+}

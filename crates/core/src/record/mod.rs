@@ -1,0 +1,367 @@
+//! record: the durable state of the bridge.
+//!
+//! - the **ledger**: every decision and action (`history`, audits);
+//! - the **work queue** for `serve`/`watch`: the database row is the truth (state, attempts,
+//!   lease); workers receive job ids and must be idempotent, because delivery is at least once;
+//! - **webhook registrations** and the secrets Asana hands over in its handshake;
+//! - Events API **sync tokens** for `watch`.
+//!
+//! Everything goes through the object-safe [`Store`] trait so another backend (Postgres, for
+//! several replicas) can be added beside [`SqliteStore`] without touching callers. [`open`]
+//! picks the backend from a location string.
+//!
+//! All timestamps are UTC. The SQLite backend stores them as unix milliseconds.
+
+mod sqlite;
+
+use std::{fmt, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use self::sqlite::SqliteStore;
+
+/// Result type of the record module.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Errors of the durable state layer. Messages never carry secrets or bound values.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database refused or failed a statement (or could not be reached).
+    #[error("state database error: {0}")]
+    Database(String),
+    /// Applying the schema migrations failed.
+    #[error("state database migration failed: {0}")]
+    Migration(String),
+    /// The location names a backend this build does not have.
+    #[error("unsupported state location: {0}")]
+    Unsupported(String),
+    /// The row the call refers to does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A uniqueness rule was violated (e.g. the same webhook id or Asana gid twice).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Preparing the database file or its folder failed.
+    #[error("state file: {0}")]
+    Io(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_string())
+            }
+            sqlx::Error::PoolClosed => StoreError::Database("the store is closed".into()),
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ledger
+
+/// One decision or action to append to the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewLedgerEntry {
+    /// Groups the entries of one CLI run or one worker job.
+    pub run_id: String,
+    /// `"invite" | "sync" | "webhook" | "watch" | "replay"`.
+    pub source: String,
+    pub task_gid: Option<String>,
+    pub assignee_gid: Option<String>,
+    pub email: Option<String>,
+    /// `"portal"` or `"room:<id>"`.
+    pub target: String,
+    /// `"invite" | "share" | "skip" | "plan"`.
+    pub action: String,
+    /// `invited | already_member | already_invited | shared | already_shared | dry_run |
+    /// no_assignee | email_hidden | failed | dead`.
+    pub outcome: String,
+    pub error: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A stored ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub id: i64,
+    /// When the entry was recorded (UTC, millisecond precision).
+    pub at: DateTime<Utc>,
+    pub run_id: String,
+    pub source: String,
+    pub task_gid: Option<String>,
+    pub assignee_gid: Option<String>,
+    pub email: Option<String>,
+    pub target: String,
+    pub action: String,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Filter for [`Store::history`]. All set fields must match (AND).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryFilter {
+    /// Case-insensitive (ASCII) exact match.
+    pub email: Option<String>,
+    pub task_gid: Option<String>,
+    pub run_id: Option<String>,
+    /// Keep only the newest `limit` matches (still returned oldest first).
+    pub limit: Option<u32>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue
+
+/// A job to enqueue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewJob {
+    /// `"task" | "project"`.
+    pub kind: String,
+    pub resource_gid: String,
+    pub project_gid: Option<String>,
+    /// Unique while the job row exists: a second enqueue with the same key is a no-op.
+    pub dedupe_key: String,
+    pub payload: Option<String>,
+}
+
+/// Life cycle of a job: `Queued → Running → Done`, or back to `Queued` (retry, release,
+/// expired lease), or `Dead` (dead letter) until replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Dead,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Dead => "dead",
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "queued" => Ok(JobState::Queued),
+            "running" => Ok(JobState::Running),
+            "done" => Ok(JobState::Done),
+            "dead" => Ok(JobState::Dead),
+            other => Err(StoreError::Database(format!("unknown job state {other:?}"))),
+        }
+    }
+}
+
+/// A stored job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub resource_gid: String,
+    pub project_gid: Option<String>,
+    pub dedupe_key: String,
+    pub payload: Option<String>,
+    /// Claims so far (a claim counts as an attempt; `release` gives it back).
+    pub attempts: u32,
+    pub state: JobState,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When a queued job becomes due.
+    pub next_attempt_at: DateTime<Utc>,
+    /// While running: when the lease expires and another worker may claim the job.
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+/// Number of jobs per state, for `/metrics` and `/healthz`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDepth {
+    pub queued: u64,
+    pub running: u64,
+    pub dead: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks
+
+/// A webhook registration: deliveries arrive at `/webhooks/asana/{id}`.
+///
+/// `Debug` redacts the secret and `Serialize` skips it.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct WebhookReg {
+    /// Our own id, the last path segment of the delivery URL.
+    pub id: String,
+    pub project_gid: String,
+    /// The delivery URL registered with Asana.
+    pub target: String,
+    /// Asana's gid of the webhook, once created.
+    pub asana_gid: Option<String>,
+    /// The `X-Hook-Secret` from Asana's handshake.
+    #[serde(skip_serializing)]
+    pub secret: Option<String>,
+    /// `"expecting"` (handshake pending) or `"active"`.
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for WebhookReg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookReg")
+            .field("id", &self.id)
+            .field("project_gid", &self.project_gid)
+            .field("target", &self.target)
+            .field("asana_gid", &self.asana_gid)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("state", &self.state)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The trait
+
+/// The durable state. Object safe: callers hold an `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    // --- ledger
+    /// Appends one entry; returns its id.
+    async fn record(&self, e: &NewLedgerEntry) -> Result<i64>;
+    /// Appends all entries in one transaction (all or none).
+    async fn record_many(&self, es: &[NewLedgerEntry]) -> Result<()>;
+    /// Matching entries, oldest first; with a limit, the newest `limit` of them.
+    async fn history(&self, f: &HistoryFilter) -> Result<Vec<LedgerEntry>>;
+
+    // --- queue
+    /// Enqueues all jobs in one transaction. Per job: `true` if new, `false` if a job with the
+    /// same dedupe key already exists (earlier call or earlier in the same batch).
+    async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<bool>>;
+    /// Atomically takes up to `max` due jobs — queued with `next_attempt_at <= now`, or
+    /// running with an expired lease — marks them running until `now + lease` and counts an
+    /// attempt. Safe with concurrent claimers: no job is handed out twice while its lease holds.
+    async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>>;
+    /// Marks a job done.
+    async fn complete(&self, id: i64) -> Result<()>;
+    /// Back to queued, due at `at`, remembering the error.
+    async fn retry_later(&self, id: i64, error: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Dead letter: kept with its error until [`Store::replay_dead`].
+    async fn bury(&self, id: i64, error: &str) -> Result<()>;
+    /// Graceful shutdown: a running job goes back to queued, due now, and its attempt is not
+    /// counted. A job that is not running is left alone.
+    async fn release(&self, id: i64) -> Result<()>;
+    /// All dead jobs back to queued, due now, attempts reset. Returns how many.
+    async fn replay_dead(&self) -> Result<u64>;
+    /// Dead jobs, oldest first.
+    async fn dead_jobs(&self, limit: u32) -> Result<Vec<Job>>;
+    async fn queue_depth(&self) -> Result<QueueDepth>;
+    /// Deletes done jobs finished more than `older_than` ago (their dedupe keys go with them).
+    async fn prune_done(&self, older_than: Duration) -> Result<u64>;
+
+    // --- webhooks
+    /// Registers a new id before asking Asana to create the webhook. Conflict if the id exists.
+    async fn expect_webhook(&self, id: &str, project_gid: &str, target: &str) -> Result<()>;
+    /// Stores the handshake secret only if the id exists, is `"expecting"` and has no secret
+    /// yet. Returns whether it was stored.
+    async fn store_webhook_secret(&self, id: &str, secret: &str) -> Result<bool>;
+    /// Marks the registration active with Asana's webhook gid. NotFound if the id is unknown.
+    async fn activate_webhook(&self, id: &str, asana_gid: &str) -> Result<()>;
+    async fn webhook(&self, id: &str) -> Result<Option<WebhookReg>>;
+    /// All registrations, oldest first.
+    async fn webhooks(&self) -> Result<Vec<WebhookReg>>;
+    /// Deletes a registration by our id (e.g. when creating it at Asana failed).
+    async fn delete_webhook(&self, id: &str) -> Result<bool>;
+    async fn delete_webhook_by_asana_gid(&self, asana_gid: &str) -> Result<bool>;
+
+    // --- Events API sync tokens
+    async fn sync_token(&self, resource_gid: &str) -> Result<Option<String>>;
+    async fn set_sync_token(&self, resource_gid: &str, token: &str) -> Result<()>;
+
+    // --- health
+    /// Cheap round trip to the database, for `/healthz`.
+    async fn ping(&self) -> Result<()>;
+    /// Closes the connections (graceful shutdown). Later calls fail.
+    async fn close(&self);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening
+
+/// Opens the state store at `location` and applies pending migrations.
+///
+/// - a file path, `sqlite:PATH` or `sqlite://PATH` → SQLite (parent folders and the file are
+///   created; WAL, `synchronous=NORMAL`, 5 s busy timeout, foreign keys on);
+/// - `:memory:` / `sqlite::memory:` → a private in-memory SQLite database (tests);
+/// - `postgres://…` → [`StoreError::Unsupported`] for now.
+pub async fn open(location: &str) -> Result<Arc<dyn Store>> {
+    let location = location.trim();
+    if location.is_empty() {
+        return Err(StoreError::Unsupported("empty state location".into()));
+    }
+    let lower = location.to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        return Err(StoreError::Unsupported(
+            "postgres backend not built yet; use a SQLite path".into(),
+        ));
+    }
+    if lower == ":memory:" || lower == "sqlite::memory:" {
+        return Ok(Arc::new(SqliteStore::open_in_memory().await?));
+    }
+    let path = if let Some(rest) = strip_prefix_ci(location, "sqlite://") {
+        rest
+    } else if let Some(rest) = strip_prefix_ci(location, "sqlite:") {
+        rest
+    } else if let Some((scheme, _)) = location.split_once("://") {
+        return Err(StoreError::Unsupported(format!(
+            "no state backend for scheme {scheme:?}; use a SQLite path"
+        )));
+    } else {
+        location
+    };
+    // `sqlite:` URLs may carry `?mode=…` style options; they are not supported here.
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    if path.is_empty() {
+        return Err(StoreError::Unsupported(
+            "sqlite location without a file path".into(),
+        ));
+    }
+    Ok(Arc::new(SqliteStore::open(path).await?))
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    if s.len() >= prefix.len()
+        && s.is_char_boundary(prefix.len())
+        && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+    {
+        Some(&s[prefix.len()..])
+    } else {
+        None
+    }
+}
+
+/// Where the state lives when neither `--state` nor `ASANA_DOCSPACE_STATE` says:
+/// `<user data dir>/asana-docspace/state.db` (e.g. `~/.local/share/asana-docspace/state.db`),
+/// or `./asana-docspace.db` when no home folder is known.
+pub fn default_location() -> PathBuf {
+    directories::ProjectDirs::from("", "", "asana-docspace")
+        .map(|dirs| dirs.data_dir().join("state.db"))
+        .unwrap_or_else(|| PathBuf::from("asana-docspace.db"))
+}

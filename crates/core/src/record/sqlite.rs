@@ -1,0 +1,623 @@
+//! SQLite backend of [`Store`].
+//!
+//! Two pools on one file in WAL mode:
+//! - a **write pool with a single connection**: every write of this process is serialised
+//!   here, so our own connections never fight for SQLite's one write lock (no `SQLITE_BUSY`),
+//!   and hot statements stay prepared on that connection;
+//! - a **read pool** of a few `query_only` connections: WAL readers never block the writer.
+//!
+//! Other processes on the same file (a CLI run while `serve` is up) are covered by the 5 s
+//! busy timeout; multi-statement write transactions start with `BEGIN IMMEDIATE` so they take
+//! the write lock up front instead of failing on a lock upgrade. Single write statements
+//! (`claim` is one `UPDATE … RETURNING`) are atomic by themselves.
+
+use std::{path::Path, str::FromStr, sync::OnceLock, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{
+    migrate::Migrator,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+        SqliteSynchronous,
+    },
+    Row,
+};
+
+use super::{
+    HistoryFilter, Job, JobState, LedgerEntry, NewJob, NewLedgerEntry, QueueDepth, Result, Store,
+    StoreError, WebhookReg,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_CONNECTIONS: u32 = 4;
+
+/// The SQLite implementation of [`Store`]. Cheap to clone (pools are shared).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating folders and file if needed) the database at `path` and migrates it.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        prepare_file(path)?;
+
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true);
+
+        let write_opts = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .optimize_on_close(true, None);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(write_opts)
+            .await
+            .map_err(|e| StoreError::Database(format!("open {}: {e}", path.display())))?;
+
+        MIGRATOR
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+
+        // The journal mode is persistent in the file; readers only must not write.
+        let read_opts = base.pragma("query_only", "ON");
+        let read = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .min_connections(0)
+            .connect_with(read_opts)
+            .await
+            .map_err(|e| StoreError::Database(format!("open {}: {e}", path.display())))?;
+
+        Ok(SqliteStore { write, read })
+    }
+
+    /// A private in-memory database (one connection, kept open while the store lives).
+    pub async fn open_in_memory() -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(SqliteStore {
+            write: pool.clone(),
+            read: pool,
+        })
+    }
+}
+
+/// Creates the parent folders and the file (owner-only on Unix: it holds webhook secrets).
+fn prepare_file(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Io(format!("cannot create folder {}: {e}", parent.display()))
+            })?;
+        }
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn dur_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn dt(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+const LEDGER_COLS: &str =
+    "id, at, run_id, source, task_gid, assignee_gid, email, target, action, outcome, error, detail";
+
+const INSERT_LEDGER: &str = "INSERT INTO ledger \
+     (at, run_id, source, task_gid, assignee_gid, email, target, action, outcome, error, detail) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+fn insert_ledger<'q>(
+    at: i64,
+    e: &'q NewLedgerEntry,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    sqlx::query(INSERT_LEDGER)
+        .bind(at)
+        .bind(&e.run_id)
+        .bind(&e.source)
+        .bind(&e.task_gid)
+        .bind(&e.assignee_gid)
+        .bind(&e.email)
+        .bind(&e.target)
+        .bind(&e.action)
+        .bind(&e.outcome)
+        .bind(&e.error)
+        .bind(&e.detail)
+}
+
+fn ledger_from_row(r: &SqliteRow) -> Result<LedgerEntry> {
+    Ok(LedgerEntry {
+        id: r.try_get("id")?,
+        at: dt(r.try_get("at")?),
+        run_id: r.try_get("run_id")?,
+        source: r.try_get("source")?,
+        task_gid: r.try_get("task_gid")?,
+        assignee_gid: r.try_get("assignee_gid")?,
+        email: r.try_get("email")?,
+        target: r.try_get("target")?,
+        action: r.try_get("action")?,
+        outcome: r.try_get("outcome")?,
+        error: r.try_get("error")?,
+        detail: r.try_get("detail")?,
+    })
+}
+
+const JOB_COLS: &str = "id, kind, resource_gid, project_gid, dedupe_key, payload, attempts, \
+     state, last_error, created_at, next_attempt_at, lease_until";
+
+fn job_from_row(r: &SqliteRow) -> Result<Job> {
+    let attempts: i64 = r.try_get("attempts")?;
+    let state: String = r.try_get("state")?;
+    Ok(Job {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        resource_gid: r.try_get("resource_gid")?,
+        project_gid: r.try_get("project_gid")?,
+        dedupe_key: r.try_get("dedupe_key")?,
+        payload: r.try_get("payload")?,
+        attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
+        state: JobState::from_str(&state)?,
+        last_error: r.try_get("last_error")?,
+        created_at: dt(r.try_get("created_at")?),
+        next_attempt_at: dt(r.try_get("next_attempt_at")?),
+        lease_until: r.try_get::<Option<i64>, _>("lease_until")?.map(dt),
+    })
+}
+
+const WEBHOOK_COLS: &str = "id, project_gid, target, asana_gid, secret, state, created_at";
+
+fn webhook_from_row(r: &SqliteRow) -> Result<WebhookReg> {
+    Ok(WebhookReg {
+        id: r.try_get("id")?,
+        project_gid: r.try_get("project_gid")?,
+        target: r.try_get("target")?,
+        asana_gid: r.try_get("asana_gid")?,
+        secret: r.try_get("secret")?,
+        state: r.try_get("state")?,
+        created_at: dt(r.try_get("created_at")?),
+    })
+}
+
+/// Jobs per multi-row INSERT in [`Store::enqueue`] (5 parameters each, well under SQLite's
+/// limit); the rest of a batch goes through [`ENQUEUE_ONE`]. Both statements stay prepared.
+const ENQUEUE_CHUNK: usize = 32;
+
+const ENQUEUE_ONE: &str = "INSERT INTO jobs (kind, resource_gid, project_gid, dedupe_key, \
+     payload, state, attempts, created_at, updated_at, next_attempt_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6, ?6) \
+     ON CONFLICT (dedupe_key) DO NOTHING";
+
+fn enqueue_chunk_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let now = ENQUEUE_CHUNK * 5 + 1;
+        let rows: Vec<String> = (0..ENQUEUE_CHUNK)
+            .map(|r| {
+                let b = r * 5;
+                format!(
+                    "(?{}, ?{}, ?{}, ?{}, ?{}, 'queued', 0, ?{now}, ?{now}, ?{now})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                )
+            })
+            .collect();
+        format!(
+            "INSERT INTO jobs (kind, resource_gid, project_gid, dedupe_key, payload, state, \
+             attempts, created_at, updated_at, next_attempt_at) VALUES {} \
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key",
+            rows.join(", ")
+        )
+    })
+}
+
+fn job_not_found(id: i64) -> StoreError {
+    StoreError::NotFound(format!("job {id}"))
+}
+
+impl SqliteStore {
+    /// Runs a one-row job update; NotFound if no row has that id.
+    async fn update_job<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+        id: i64,
+    ) -> Result<()> {
+        let done = query.execute(&self.write).await?;
+        if done.rows_affected() == 0 {
+            return Err(job_not_found(id));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn record(&self, e: &NewLedgerEntry) -> Result<i64> {
+        let done = insert_ledger(now_ms(), e).execute(&self.write).await?;
+        Ok(done.last_insert_rowid())
+    }
+
+    async fn record_many(&self, es: &[NewLedgerEntry]) -> Result<()> {
+        if es.is_empty() {
+            return Ok(());
+        }
+        let at = now_ms();
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        for e in es {
+            insert_ledger(at, e).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn history(&self, f: &HistoryFilter) -> Result<Vec<LedgerEntry>> {
+        let mut sql = format!("SELECT {LEDGER_COLS} FROM ledger WHERE 1 = 1");
+        if f.email.is_some() {
+            sql.push_str(" AND email = ? COLLATE NOCASE");
+        }
+        if f.task_gid.is_some() {
+            sql.push_str(" AND task_gid = ?");
+        }
+        if f.run_id.is_some() {
+            sql.push_str(" AND run_id = ?");
+        }
+        sql = format!("SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY id ASC");
+        let mut q = sqlx::query(&sql);
+        for v in [&f.email, &f.task_gid, &f.run_id].into_iter().flatten() {
+            q = q.bind(v);
+        }
+        q = q.bind(f.limit.map_or(-1, i64::from));
+        let rows = q.fetch_all(&self.read).await?;
+        rows.iter().map(ledger_from_row).collect()
+    }
+
+    async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<bool>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let mut created = Vec::with_capacity(jobs.len());
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut chunks = jobs.chunks_exact(ENQUEUE_CHUNK);
+        for chunk in &mut chunks {
+            // One prepared multi-row statement per full chunk; RETURNING names the rows that
+            // were new. A key repeated inside the chunk is inserted by its first occurrence.
+            let mut q = sqlx::query_scalar::<_, String>(enqueue_chunk_sql());
+            for j in chunk {
+                q = q
+                    .bind(&j.kind)
+                    .bind(&j.resource_gid)
+                    .bind(&j.project_gid)
+                    .bind(&j.dedupe_key)
+                    .bind(&j.payload);
+            }
+            let mut inserted = q.bind(now).fetch_all(&mut *tx).await?;
+            for j in chunk {
+                match inserted.iter().position(|k| *k == j.dedupe_key) {
+                    Some(i) => {
+                        inserted.swap_remove(i);
+                        created.push(true);
+                    }
+                    None => created.push(false),
+                }
+            }
+        }
+        for j in chunks.remainder() {
+            let done = sqlx::query(ENQUEUE_ONE)
+                .bind(&j.kind)
+                .bind(&j.resource_gid)
+                .bind(&j.project_gid)
+                .bind(&j.dedupe_key)
+                .bind(&j.payload)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            created.push(done.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let lease_until = now.saturating_add(dur_ms(lease));
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        // Due queued jobs and expired leases, each found through its own index in due order;
+        // one statement, so the selection and the update are atomic.
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?2, \
+                 updated_at = ?1 \
+             WHERE id IN ( \
+                 SELECT id FROM ( \
+                     SELECT id, due FROM ( \
+                         SELECT id, next_attempt_at AS due FROM jobs \
+                         WHERE state = 'queued' AND next_attempt_at <= ?1 \
+                         ORDER BY next_attempt_at LIMIT ?3) \
+                     UNION ALL \
+                     SELECT id, due FROM ( \
+                         SELECT id, lease_until AS due FROM jobs \
+                         WHERE state = 'running' AND lease_until <= ?1 \
+                         ORDER BY lease_until LIMIT ?3) \
+                 ) ORDER BY due, id LIMIT ?3) \
+             RETURNING {JOB_COLS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(now)
+            .bind(lease_until)
+            .bind(max)
+            .fetch_all(&self.write)
+            .await?;
+        let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+        jobs.sort_by_key(|j| (j.next_attempt_at, j.id));
+        Ok(jobs)
+    }
+
+    async fn complete(&self, id: i64) -> Result<()> {
+        let q = sqlx::query(
+            "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = ? WHERE id = ?",
+        )
+        .bind(now_ms())
+        .bind(id);
+        self.update_job(q, id).await
+    }
+
+    async fn retry_later(&self, id: i64, error: &str, at: DateTime<Utc>) -> Result<()> {
+        let q = sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_until = NULL, last_error = ?, \
+             next_attempt_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(error)
+        .bind(ms(at))
+        .bind(now_ms())
+        .bind(id);
+        self.update_job(q, id).await
+    }
+
+    async fn bury(&self, id: i64, error: &str) -> Result<()> {
+        let q = sqlx::query(
+            "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?, updated_at = ? \
+             WHERE id = ?",
+        )
+        .bind(error)
+        .bind(now_ms())
+        .bind(id);
+        self.update_job(q, id).await
+    }
+
+    async fn release(&self, id: i64) -> Result<()> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_until = NULL, \
+             attempts = MAX(attempts - 1, 0), next_attempt_at = ?1, updated_at = ?1 \
+             WHERE id = ?2 AND state = 'running'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        if done.rows_affected() == 0 {
+            let exists = sqlx::query("SELECT 1 FROM jobs WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.write)
+                .await?;
+            if exists.is_none() {
+                return Err(job_not_found(id));
+            }
+        }
+        Ok(())
+    }
+
+    async fn replay_dead(&self) -> Result<u64> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, lease_until = NULL, \
+             next_attempt_at = ?1, updated_at = ?1 WHERE state = 'dead'",
+        )
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn dead_jobs(&self, limit: u32) -> Result<Vec<Job>> {
+        let sql = format!("SELECT {JOB_COLS} FROM jobs WHERE state = 'dead' ORDER BY id LIMIT ?");
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn queue_depth(&self) -> Result<QueueDepth> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM jobs WHERE state = 'queued') AS queued, \
+               (SELECT COUNT(*) FROM jobs WHERE state = 'running') AS running, \
+               (SELECT COUNT(*) FROM jobs WHERE state = 'dead') AS dead",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        let count = |name: &str| -> Result<u64> {
+            let n: i64 = row.try_get(name)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        Ok(QueueDepth {
+            queued: count("queued")?,
+            running: count("running")?,
+            dead: count("dead")?,
+        })
+    }
+
+    async fn prune_done(&self, older_than: Duration) -> Result<u64> {
+        let cutoff = now_ms().saturating_sub(dur_ms(older_than));
+        let done = sqlx::query("DELETE FROM jobs WHERE state = 'done' AND updated_at < ?")
+            .bind(cutoff)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn expect_webhook(&self, id: &str, project_gid: &str, target: &str) -> Result<()> {
+        let res = sqlx::query(
+            "INSERT INTO webhooks (id, project_gid, target, state, created_at) \
+             VALUES (?, ?, ?, 'expecting', ?)",
+        )
+        .bind(id)
+        .bind(project_gid)
+        .bind(target)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => match StoreError::from(e) {
+                StoreError::Conflict(_) => Err(StoreError::Conflict(format!(
+                    "webhook id {id} is already registered"
+                ))),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn store_webhook_secret(&self, id: &str, secret: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE webhooks SET secret = ? \
+             WHERE id = ? AND state = 'expecting' AND secret IS NULL",
+        )
+        .bind(secret)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn activate_webhook(&self, id: &str, asana_gid: &str) -> Result<()> {
+        let res = sqlx::query("UPDATE webhooks SET asana_gid = ?, state = 'active' WHERE id = ?")
+            .bind(asana_gid)
+            .bind(id)
+            .execute(&self.write)
+            .await;
+        match res {
+            Ok(done) if done.rows_affected() == 0 => {
+                Err(StoreError::NotFound(format!("webhook {id}")))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => match StoreError::from(e) {
+                StoreError::Conflict(_) => Err(StoreError::Conflict(format!(
+                    "asana webhook {asana_gid} is already registered under another id"
+                ))),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn webhook(&self, id: &str) -> Result<Option<WebhookReg>> {
+        let sql = format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(webhook_from_row).transpose()
+    }
+
+    async fn webhooks(&self) -> Result<Vec<WebhookReg>> {
+        let sql = format!("SELECT {WEBHOOK_COLS} FROM webhooks ORDER BY created_at, id");
+        let rows = sqlx::query(&sql).fetch_all(&self.read).await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM webhooks WHERE id = ?")
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_webhook_by_asana_gid(&self, asana_gid: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM webhooks WHERE asana_gid = ?")
+            .bind(asana_gid)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn sync_token(&self, resource_gid: &str) -> Result<Option<String>> {
+        let token = sqlx::query_scalar("SELECT token FROM sync_tokens WHERE resource_gid = ?")
+            .bind(resource_gid)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(token)
+    }
+
+    async fn set_sync_token(&self, resource_gid: &str, token: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sync_tokens (resource_gid, token, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (resource_gid) DO UPDATE \
+             SET token = excluded.token, updated_at = excluded.updated_at",
+        )
+        .bind(resource_gid)
+        .bind(token)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").fetch_one(&self.read).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}

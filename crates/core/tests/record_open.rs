@@ -1,0 +1,181 @@
+//! Opening the store: backends by location, migrations, persistence across reopen.
+
+use bridge_core::record::{
+    self, default_location, HistoryFilter, NewJob, NewLedgerEntry, SqliteStore, Store, StoreError,
+};
+
+fn entry(run: &str) -> NewLedgerEntry {
+    NewLedgerEntry {
+        run_id: run.into(),
+        source: "invite".into(),
+        task_gid: Some("1001".into()),
+        assignee_gid: Some("2002".into()),
+        email: Some("ann@example.com".into()),
+        target: "portal".into(),
+        action: "invite".into(),
+        outcome: "invited".into(),
+        error: None,
+        detail: None,
+    }
+}
+
+#[tokio::test]
+async fn fresh_file_in_missing_folders_is_created_and_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/c/state.db");
+    let store = record::open(path.to_str().unwrap()).await.unwrap();
+    store.ping().await.unwrap();
+    assert!(path.exists());
+    store.record(&entry("r1")).await.unwrap();
+    // WAL mode: the log file sits beside the database while it is open.
+    assert!(dir.path().join("a/b/c/state.db-wal").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "state file must be owner-only, got {mode:o}"
+        );
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn reopen_is_idempotent_and_data_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let loc = path.to_str().unwrap().to_string();
+
+    let store = record::open(&loc).await.unwrap();
+    let id = store.record(&entry("run-1")).await.unwrap();
+    let created = store
+        .enqueue(&[NewJob {
+            kind: "task".into(),
+            resource_gid: "1001".into(),
+            project_gid: Some("77".into()),
+            dedupe_key: "1001:assignee:2024-01-01T00:00:00Z".into(),
+            payload: Some(r#"{"x":1}"#.into()),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(created, vec![true]);
+    store
+        .expect_webhook("wh1", "77", "https://b.example/webhooks/asana/wh1")
+        .await
+        .unwrap();
+    assert!(store.store_webhook_secret("wh1", "s3cr3t").await.unwrap());
+    store.set_sync_token("77", "tok-1").await.unwrap();
+    store.close().await;
+    drop(store);
+
+    // Second and third open: migrations already applied, nothing lost.
+    for _ in 0..2 {
+        let store = record::open(&loc).await.unwrap();
+        let h = store.history(&HistoryFilter::default()).await.unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].id, id);
+        assert_eq!(h[0].email.as_deref(), Some("ann@example.com"));
+        let depth = store.queue_depth().await.unwrap();
+        assert_eq!(depth.queued, 1);
+        let wh = store.webhook("wh1").await.unwrap().unwrap();
+        assert_eq!(wh.secret.as_deref(), Some("s3cr3t"));
+        assert_eq!(
+            store.sync_token("77").await.unwrap().as_deref(),
+            Some("tok-1")
+        );
+        // The dedupe key is still known after a restart.
+        let again = store
+            .enqueue(&[NewJob {
+                kind: "task".into(),
+                resource_gid: "1001".into(),
+                project_gid: Some("77".into()),
+                dedupe_key: "1001:assignee:2024-01-01T00:00:00Z".into(),
+                payload: None,
+            }])
+            .await
+            .unwrap();
+        assert_eq!(again, vec![false]);
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_url_forms_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, prefix) in ["sqlite:", "sqlite://", "SQLITE://"].iter().enumerate() {
+        let path = dir.path().join(format!("s{i}.db"));
+        let loc = format!("{prefix}{}", path.display());
+        let store = record::open(&loc).await.unwrap();
+        store.ping().await.unwrap();
+        store.close().await;
+        assert!(path.exists(), "{loc}");
+    }
+}
+
+#[tokio::test]
+async fn in_memory_store_works() {
+    let store = record::open(":memory:").await.unwrap();
+    store.record(&entry("m")).await.unwrap();
+    assert_eq!(
+        store
+            .history(&HistoryFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let s2 = SqliteStore::open_in_memory().await.unwrap();
+    // Separate in-memory stores do not share data.
+    assert!(s2
+        .history(&HistoryFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn postgres_is_unsupported_for_now() {
+    for loc in ["postgres://u:p@localhost/db", "postgresql://localhost/db"] {
+        match record::open(loc).await {
+            Err(StoreError::Unsupported(msg)) => {
+                assert_eq!(msg, "postgres backend not built yet; use a SQLite path");
+                assert!(!msg.contains("u:p"));
+            }
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        record::open("mysql://localhost/db").await,
+        Err(StoreError::Unsupported(_))
+    ));
+    assert!(matches!(
+        record::open("  ").await,
+        Err(StoreError::Unsupported(_))
+    ));
+}
+
+#[tokio::test]
+async fn closed_store_reports_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = record::open(dir.path().join("c.db").to_str().unwrap())
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(matches!(store.ping().await, Err(StoreError::Database(_))));
+}
+
+#[test]
+fn default_location_is_a_db_file() {
+    let p = default_location();
+    let name = p.file_name().unwrap().to_str().unwrap();
+    assert!(name == "state.db" || name == "asana-docspace.db", "{p:?}");
+}
+
+#[test]
+fn store_is_object_safe_and_shareable() {
+    fn assert_send_sync<T: Send + Sync + ?Sized>() {}
+    assert_send_sync::<dyn Store>();
+    let _: Option<std::sync::Arc<dyn Store>> = None;
+}
