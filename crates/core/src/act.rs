@@ -84,21 +84,45 @@ pub async fn room_access(
 /// 100 keeps each request small enough to retry cheaply.
 pub const SHARE_BATCH: usize = 100;
 
+/// Extra attempts for a share call that got no usable answer (a 5xx, a dropped
+/// connection, 429s beyond the client's own retries). The client does not repeat writes.
+const SHARE_EXTRA_ATTEMPTS: usize = 3;
+
 /// Share a room with people by id, in batches.
+///
+/// When a call gets no usable answer it may or may not have landed: the room's members
+/// are read again and the call is repeated only for those not yet at their level, so
+/// nobody is notified twice for a share that did land.
 pub async fn share(
     docspace: &docspace_api::Client,
     room_id: &str,
     grants: &[(String, Access)],
 ) -> Result<(), docspace_api::Error> {
     for chunk in grants.chunks(SHARE_BATCH) {
-        let shares: Vec<RoomShare> = chunk
+        let mut shares: Vec<RoomShare> = chunk
             .iter()
             .map(|(id, a)| RoomShare {
                 user_id: id.clone(),
                 access: *a,
             })
             .collect();
-        docspace.share_room(room_id, &shares, true).await?;
+        let mut extra = 0;
+        loop {
+            match docspace.share_room(room_id, &shares, true).await {
+                Ok(_) => break,
+                Err(e) if e.is_retryable() && extra < SHARE_EXTRA_ATTEMPTS => {
+                    extra += 1;
+                    tracing::info!(error = %e, room = room_id, attempt = extra,
+                        "room share outcome unknown; reading the members before sending again");
+                    let members = room_access(docspace, room_id).await?;
+                    shares.retain(|s| members.get(&s.user_id) != Some(&s.access));
+                    if shares.is_empty() {
+                        break;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
     Ok(())
 }

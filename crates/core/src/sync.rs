@@ -337,40 +337,40 @@ pub async fn run(svc: &Services, req: &SyncRequest) -> Result<SyncReport, CoreEr
             .chunks(req.invite_batch.max(1))
             .map(<[String]>::to_vec)
             .collect();
-        let results: Vec<(Vec<String>, Result<BatchResult, String>)> =
-            futures::stream::iter(batches)
-                .map(|batch| {
-                    let ds = svc.docspace.clone();
-                    async move {
-                        let r = invite_resilient(&ds, &batch, user_type).await;
-                        (batch, r)
-                    }
-                })
-                .buffer_unordered(4)
-                .collect()
-                .await;
+        let results: Vec<(Vec<String>, BatchResult)> = futures::stream::iter(batches)
+            .map(|batch| {
+                let ds = svc.docspace.clone();
+                async move {
+                    let r = invite_resilient(&ds, &batch, user_type).await;
+                    (batch, r)
+                }
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
         for (batch, result) in results {
             let mut entries = Vec::with_capacity(batch.len());
             for email in &batch {
                 let Some(line) = person_lines.get_mut(email) else {
                     continue;
                 };
-                match &result {
-                    Ok(r) => match r.ids.get(email) {
-                        Some(id) => {
-                            line.outcome = Outcome::Invited;
-                            line.person_id = Some(id.clone());
-                        }
-                        None => {
-                            line.outcome = Outcome::Failed;
-                            line.error = Some(r.refused.get(email).cloned().unwrap_or_else(|| {
-                                format!("DocSpace accepted the invitation for {email} but does not list the person afterwards")
-                            }));
-                        }
-                    },
-                    Err(e) => {
+                match result.ids.get(email) {
+                    Some(id) => {
+                        line.outcome = Outcome::Invited;
+                        line.person_id = Some(id.clone());
+                    }
+                    None => {
                         line.outcome = Outcome::Failed;
-                        line.error = Some(e.clone());
+                        line.error = Some(
+                            result
+                                .refused
+                                .get(email)
+                                .or(result.error.as_ref())
+                                .cloned()
+                                .unwrap_or_else(|| {
+                                    format!("DocSpace accepted the invitation for {email} but does not list the person afterwards")
+                                }),
+                        );
                     }
                 }
                 if let Some(p) = plans.get(email) {
@@ -674,43 +674,97 @@ fn ledger_room(req: &SyncRequest, p: &PersonPlan, line: &SyncLine, r: &RoomLine)
     }
 }
 
-/// What one invitation batch produced: ids of people now on the portal, and the
-/// addresses DocSpace refused individually.
+/// What one invitation batch produced: ids of people now on the portal, the addresses
+/// DocSpace refused individually, and the error that stopped the rest (if any).
 struct BatchResult {
     ids: HashMap<String, String>,
     refused: HashMap<String, String>,
+    /// Why the emails neither in `ids` nor in `refused` were not invited.
+    error: Option<String>,
 }
+
+/// How many times an invitation whose outcome is unknown (a 5xx, a dropped connection,
+/// 429s beyond the client's retries) is checked and sent again.
+const UNKNOWN_OUTCOME_ROUNDS: usize = 3;
 
 /// Invite a batch; when DocSpace rejects the whole call because of one address (a
 /// disabled account, an address it considers invalid), drop that address, remember why,
 /// and retry the rest — one bad person must not block forty-nine good ones.
+///
+/// A write that got no answer (a 5xx from a proxy, a dropped connection) may or may not
+/// have landed, and the client does not repeat writes. So we ask DocSpace who is on the
+/// portal now and invite again only those still absent: nobody is invited twice, and a
+/// flaky network does not leave people out.
 async fn invite_resilient(
     ds: &docspace_api::Client,
     batch: &[String],
     user_type: UserType,
-) -> Result<BatchResult, String> {
+) -> BatchResult {
     let mut rest: Vec<String> = batch.to_vec();
-    let mut refused: HashMap<String, String> = HashMap::new();
+    let mut result = BatchResult {
+        ids: HashMap::new(),
+        refused: HashMap::new(),
+        error: None,
+    };
+    let mut unknown_rounds = 0;
     loop {
         match act::invite_batch(ds, &rest, user_type).await {
-            Ok(ids) => return Ok(BatchResult { ids, refused }),
+            Ok(ids) => {
+                result.ids.extend(ids);
+                return result;
+            }
             Err(e) if e.status() == Some(400) => {
                 let msg = e.to_string().to_ascii_lowercase();
                 match rest.iter().position(|x| msg.contains(x.as_str())) {
                     Some(i) => {
                         let bad = rest.remove(i);
-                        refused.insert(bad, format!("DocSpace: {e}"));
+                        result.refused.insert(bad, format!("DocSpace: {e}"));
                         if rest.is_empty() {
-                            return Ok(BatchResult {
-                                ids: HashMap::new(),
-                                refused,
-                            });
+                            return result;
                         }
                     }
-                    None => return Err(format!("DocSpace: {e}")),
+                    None => {
+                        result.error = Some(format!("DocSpace: {e}"));
+                        return result;
+                    }
                 }
             }
-            Err(e) => return Err(format!("DocSpace: {e}")),
+            Err(e) if e.is_retryable() && unknown_rounds < UNKNOWN_OUTCOME_ROUNDS => {
+                unknown_rounds += 1;
+                tracing::info!(error = %e, batch = rest.len(), round = unknown_rounds,
+                    "invitation outcome unknown; looking the batch up before sending again");
+                let looked: Result<Vec<(String, Option<Person>)>, docspace_api::Error> =
+                    futures::stream::iter(rest.clone())
+                        .map(|email| async move {
+                            ds.find_person_by_email(&email).await.map(|p| (email, p))
+                        })
+                        .buffer_unordered(8)
+                        .try_collect()
+                        .await;
+                match looked {
+                    Ok(looked) => {
+                        for (email, person) in looked {
+                            if let Some(p) = person {
+                                rest.retain(|x| x != &email);
+                                result.ids.insert(email, p.id);
+                            }
+                        }
+                        if rest.is_empty() {
+                            return result;
+                        }
+                    }
+                    Err(le) => {
+                        result.error = Some(format!(
+                            "DocSpace: {e}; checking whether the invitation landed failed too: {le}"
+                        ));
+                        return result;
+                    }
+                }
+            }
+            Err(e) => {
+                result.error = Some(format!("DocSpace: {e}"));
+                return result;
+            }
         }
     }
 }

@@ -101,6 +101,17 @@ async fn reopen_is_idempotent_and_data_survives() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_opens_of_a_fresh_file_both_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = dir.path().join("race.db").to_str().unwrap().to_string();
+    let (a, b, c) = tokio::join!(record::open(&loc), record::open(&loc), record::open(&loc));
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    a.record(&entry("a")).await.unwrap();
+    b.record(&entry("b")).await.unwrap();
+    assert_eq!(c.history(&HistoryFilter::default()).await.unwrap().len(), 2);
+}
+
 #[tokio::test]
 async fn sqlite_url_forms_are_accepted() {
     let dir = tempfile::tempdir().unwrap();

@@ -258,6 +258,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Atomically takes up to `max` due jobs — queued with `next_attempt_at <= now`, or
     /// running with an expired lease — marks them running until `now + lease` and counts an
     /// attempt. Safe with concurrent claimers: no job is handed out twice while its lease holds.
+    /// Pick a lease longer than the slowest job: once it expires the job can go to another
+    /// worker, and `complete`/`retry_later`/`bury` act on the id whoever holds it (workers must
+    /// be idempotent anyway). Returned oldest due first.
     async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>>;
     /// Marks a job done.
     async fn complete(&self, id: i64) -> Result<()>;

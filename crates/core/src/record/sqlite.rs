@@ -11,12 +11,17 @@
 //! the write lock up front instead of failing on a lock upgrade. Single write statements
 //! (`claim` is one `UPDATE … RETURNING`) are atomic by themselves.
 
-use std::{path::Path, str::FromStr, sync::OnceLock, time::Duration};
+use std::{
+    path::Path,
+    str::FromStr,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{
-    migrate::Migrator,
+    migrate::{MigrateError, Migrator},
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
         SqliteSynchronous,
@@ -33,6 +38,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_CONNECTIONS: u32 = 4;
+const OPEN_RETRY: Duration = Duration::from_millis(50);
 
 /// The SQLite implementation of [`Store`]. Cheap to clone (pools are shared).
 #[derive(Debug, Clone)]
@@ -58,19 +64,41 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .optimize_on_close(true, None);
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(write_opts)
-            .await
-            .map_err(|e| StoreError::Database(format!("open {}: {e}", path.display())))?;
-
-        MIGRATOR
-            .run(&write)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        // Switching a fresh file to WAL needs an exclusive lock and SQLite may answer BUSY
+        // without waiting; two processes opening a fresh file at once also race on the first
+        // migration (the loser sees "table already exists", and applied on a second look).
+        // Both are retried for about as long as the busy timeout.
+        let open_err =
+            |e: sqlx::Error| StoreError::Database(format!("open {}: {e}", path.display()));
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        let write = loop {
+            let res = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(write_opts.clone())
+                .await;
+            match res {
+                Ok(pool) => break pool,
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    tokio::time::sleep(OPEN_RETRY).await;
+                }
+                Err(e) => return Err(open_err(e)),
+            }
+        };
+        loop {
+            match MIGRATOR.run(&write).await {
+                Ok(()) => break,
+                Err(e @ (MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)))
+                    if Instant::now() < deadline =>
+                {
+                    tracing::debug!(error = %e, "state migration failed, retrying");
+                    tokio::time::sleep(OPEN_RETRY).await;
+                }
+                Err(e) => return Err(StoreError::Migration(e.to_string())),
+            }
+        }
 
         // The journal mode is persistent in the file; readers only must not write.
         let read_opts = base.pragma("query_only", "ON");
@@ -79,7 +107,7 @@ impl SqliteStore {
             .min_connections(0)
             .connect_with(read_opts)
             .await
-            .map_err(|e| StoreError::Database(format!("open {}: {e}", path.display())))?;
+            .map_err(open_err)?;
 
         Ok(SqliteStore { write, read })
     }
@@ -124,6 +152,17 @@ fn prepare_file(path: &Path) -> Result<()> {
     opts.open(path)
         .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
     Ok(())
+}
+
+/// `SQLITE_BUSY` or `SQLITE_LOCKED`, with any extended code.
+fn is_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
 }
 
 fn now_ms() -> i64 {

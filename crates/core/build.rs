@@ -1,0 +1,4 @@
+fn main() {
+    // sqlx::migrate! embeds the migration files; a new file must trigger a rebuild.
+    println!("cargo:rerun-if-changed=migrations");
+}
