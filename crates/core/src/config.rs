@@ -59,12 +59,42 @@ pub struct SyncSection {
     pub invite_batch: Option<usize>,
 }
 
+/// `[serve]`: the always-on side (`serve`, `watch`). Every key is optional; the defaults
+/// live in `bridge-service` (`ServeConfig::default`) next to the code they tune.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeSection {
+    /// Address `serve` listens on, e.g. `0.0.0.0:8080`.
     pub listen: Option<String>,
+    /// Jobs worked at once.
     pub workers: Option<usize>,
+    /// Attempts before a job becomes a dead letter.
     pub max_attempts: Option<u32>,
+    /// Waits between attempts of a failing job, in seconds; the last one repeats.
+    pub retry_schedule_secs: Option<Vec<u64>>,
+    /// How long a claimed job is reserved for its worker; after a crash, the job is picked
+    /// up again once this has passed.
+    pub lease_secs: Option<u64>,
+    /// Largest webhook delivery body accepted (413 above).
+    pub max_body_bytes: Option<usize>,
+    /// How long after `webhooks create` registered an id its handshake is accepted.
+    pub handshake_window_secs: Option<u64>,
+    /// How long in-flight jobs may finish after SIGTERM before they are released.
+    pub shutdown_grace_secs: Option<u64>,
+    /// Registrations made outside `webhooks create` (e.g. with curl): `serve` expects their
+    /// handshake at `/webhooks/asana/{id}` until it has happened once.
+    #[serde(default)]
+    pub webhooks: Vec<ConfiguredWebhook>,
+}
+
+/// One `[[serve.webhooks]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfiguredWebhook {
+    /// The last path segment of the delivery URL: `/webhooks/asana/{id}`.
+    pub id: String,
+    /// The Asana project the webhook watches; its `[[rules]]` entry applies.
+    pub project: String,
 }
 
 /// One `[[rules]]` table exactly as written.
@@ -111,7 +141,15 @@ impl FileConfig {
     }
 
     pub fn parse(text: &str) -> Result<FileConfig, CoreError> {
-        toml::from_str(text).map_err(|e| CoreError::Config(e.to_string()))
+        // Not `e.to_string()`: toml quotes the offending source line, which may be the
+        // line holding a token. The message plus a line number is enough to find it.
+        toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text.get(..s.start).unwrap_or(text).matches('\n').count() + 1);
+            CoreError::Config(match line {
+                Some(l) => format!("line {l}: {}", e.message()),
+                None => e.message().to_string(),
+            })
+        })
     }
 
     /// Validate every rule, reporting all problems at once so a user fixes the file in

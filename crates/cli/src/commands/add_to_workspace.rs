@@ -35,7 +35,7 @@ pub async fn run(g: &Global, a: AddToWorkspaceArgs) -> anyhow::Result<u8> {
                  (usually an admin of the organization). Asana said: {e}"
             ),
         }),
-        Some(404) => usage(format!("Asana has no workspace {workspace} visible to this token: {e}")),
+        Some(404) => usage(format!("Asana has no workspace {workspace} or no user {user:?} visible to this token: {e}")),
         Some(400) => usage(format!("Asana rejected the request: {e}")),
         _ => crate::from_core(e.into()),
     })?;
