@@ -65,6 +65,77 @@ pub enum Command {
     Sim(SimArgs),
     /// Run the product end to end against the simulators: no accounts needed.
     Demo,
+    /// Run the webhook service: Asana deliveries at POST /webhooks/asana/{id}, the queue's
+    /// workers, GET /healthz and GET /metrics. Stops gracefully on SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
+    /// Manage the Asana webhooks that deliver to `serve`.
+    Webhooks(WebhooksArgs),
+    /// Poll Asana's Events API instead of receiving webhooks (no public URL needed), and
+    /// work the queue.
+    Watch(WatchArgs),
+    /// Put the queue's dead letters back in the queue (after fixing what killed them).
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: [serve] listen, else 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WebhooksArgs {
+    #[command(subcommand)]
+    pub command: WebhooksCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Register a webhook on a project (assignee changes, added tasks). `serve` must be
+    /// running on the same state database and reachable at --target.
+    Create {
+        /// The Asana project to watch (it needs a [[rules]] entry).
+        #[arg(long, value_name = "GID")]
+        project: String,
+        /// The service's public base URL, e.g. https://bridge.example.com; deliveries go
+        /// to URL/webhooks/asana/{id}.
+        #[arg(long, value_name = "URL")]
+        target: String,
+    },
+    /// List the webhooks with Asana's own health fields (active, last success and failure).
+    List {
+        /// Only this project's webhooks (also tells which workspace to list).
+        #[arg(long, value_name = "GID")]
+        project: Option<String>,
+        /// The workspace to list [default: from --project, else from the rules and
+        /// registered webhooks].
+        #[arg(long, value_name = "GID")]
+        workspace: Option<String>,
+    },
+    /// Delete a webhook at Asana (by its gid) and forget its secret here.
+    Delete {
+        /// Asana's webhook gid, as shown by `webhooks list`.
+        #[arg(value_name = "GID")]
+        gid: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only these projects (default: every project with a rule). Repeatable.
+    #[arg(long = "project", value_name = "GID")]
+    pub projects: Vec<String>,
+    /// Seconds between polls of each project.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Only list the dead letters; change nothing.
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]

@@ -86,6 +86,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor => commands::doctor::run(g).await,
         Command::Sim(a) => commands::sim::run(a).await,
         Command::Demo => commands::demo::run(g).await,
+        Command::Serve(a) => commands::serve::run(g, a).await,
+        Command::Webhooks(a) => commands::webhooks::run(g, a).await,
+        Command::Watch(a) => commands::watch::run(g, a).await,
+        Command::Replay(a) => commands::replay::run(g, a).await,
     }
 }
 

@@ -92,7 +92,7 @@ pub fn docspace(g: &Global, file: &FileConfig) -> anyhow::Result<docspace_api::C
 
 /// `ASANA_DOCSPACE_BACKOFF_MS` shortens retry backoff. Tests use it so that a 5xx storm
 /// costs milliseconds instead of seconds; `Retry-After` is still honoured.
-fn test_backoff() -> Option<std::time::Duration> {
+pub fn test_backoff() -> Option<std::time::Duration> {
     env("ASANA_DOCSPACE_BACKOFF_MS")
         .and_then(|v| v.parse().ok())
         .map(std::time::Duration::from_millis)

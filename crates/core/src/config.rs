@@ -144,7 +144,9 @@ impl FileConfig {
         // Not `e.to_string()`: toml quotes the offending source line, which may be the
         // line holding a token. The message plus a line number is enough to find it.
         toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text.get(..s.start).unwrap_or(text).matches('\n').count() + 1);
+            let line = e
+                .span()
+                .map(|s| text.get(..s.start).unwrap_or(text).matches('\n').count() + 1);
             CoreError::Config(match line {
                 Some(l) => format!("line {l}: {}", e.message()),
                 None => e.message().to_string(),
@@ -272,6 +274,22 @@ mod tests {
             let cfg = FileConfig::parse(text).unwrap();
             assert!(cfg.rules().is_err(), "accepted: {text}");
         }
+    }
+
+    #[test]
+    fn serve_section_keys_parse_and_unknown_ones_are_refused() {
+        let cfg = FileConfig::parse(
+            "[serve]\nlisten = \"0.0.0.0:8080\"\nworkers = 2\nmax_attempts = 5\n\
+             retry_schedule_secs = [1, 2]\nlease_secs = 30\nmax_body_bytes = 65536\n\
+             handshake_window_secs = 60\nshutdown_grace_secs = 3\n\
+             [[serve.webhooks]]\nid = \"hook-1\"\nproject = \"1201\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.serve.retry_schedule_secs, Some(vec![1, 2]));
+        assert_eq!(cfg.serve.webhooks.len(), 1);
+        assert_eq!(cfg.serve.webhooks[0].project, "1201");
+        assert!(FileConfig::parse("[serve]\nlisen = \"x\"\n").is_err());
+        assert!(FileConfig::parse("[[serve.webhooks]]\nid = \"a\"\n").is_err());
     }
 
     #[test]

@@ -56,14 +56,25 @@ pub async fn read_task(
     asana: &asana_api::Client,
     task: &Gid,
 ) -> Result<Assignment, asana_api::Error> {
-    let t = asana.get_task(task, TASK_FIELDS).await?;
+    Ok(read_task_fields(asana, task, TASK_FIELDS).await?.0)
+}
+
+/// [`read_task`] with the caller's `opt_fields` (a superset of [`TASK_FIELDS`]), also
+/// returning the task itself: the webhook worker asks for `completed` in the same call, so
+/// a rule's `include_completed = false` costs no second request.
+pub async fn read_task_fields(
+    asana: &asana_api::Client,
+    task: &Gid,
+    fields: &[&str],
+) -> Result<(Assignment, Task), asana_api::Error> {
+    let t = asana.get_task(task, fields).await?;
     let mut a = Assignment::from_task(&t);
     if let Some(assignee) = a.assignee.as_mut() {
         if assignee.email == EmailCheck::Hidden {
             assignee.email = lookup_email(asana, &assignee.gid).await?;
         }
     }
-    Ok(a)
+    Ok((a, t))
 }
 
 /// `GET /users/{gid}?opt_fields=email`; a 403/404 here means "not visible", not a failure.

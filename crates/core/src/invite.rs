@@ -43,6 +43,13 @@ pub struct InviteReport {
     pub person_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room: Option<RoomReport>,
+    /// The failure (portal or room) may go away by itself — a 429, a 5xx, a dropped
+    /// connection or a rejected credential that outlived the client's retries — so a queue
+    /// worker should try the task again later. A permanent failure (a disabled account, an
+    /// address DocSpace refuses) is `false`: retrying would only repeat it. Not part of the
+    /// JSON contract.
+    #[serde(skip)]
+    pub transient: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +59,9 @@ pub struct RoomReport {
     pub outcome: RoomOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// As [`InviteReport::transient`], for the room share. Not part of the JSON contract.
+    #[serde(skip)]
+    pub transient: bool,
 }
 
 impl InviteReport {
@@ -64,6 +74,7 @@ impl InviteReport {
             assignee: None,
             person_id: None,
             room: None,
+            transient: false,
         }
     }
 
@@ -113,20 +124,104 @@ pub async fn check_room(svc: &Services, room: &RoomTarget) -> Result<(), CoreErr
     Ok(())
 }
 
+/// How a caller other than `invite --task` runs the same flow.
+///
+/// The webhook worker runs it once per event, so it checks each rule's room once (and
+/// caches the answer) instead of once per task, and it honours the rule's
+/// `include_completed = false`, which an explicit `invite --task` does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InviteOptions {
+    /// Check the room (exists, its type allows the level) before reading the task.
+    pub check_room: bool,
+    /// Leave a completed task alone: read `completed` with the task (same request) and
+    /// stop with [`TaskRun::SkippedCompleted`] when it is set.
+    pub skip_completed: bool,
+}
+
+impl Default for InviteOptions {
+    /// What `invite --task` does: check the room, act on completed tasks too.
+    fn default() -> Self {
+        InviteOptions {
+            check_room: true,
+            skip_completed: false,
+        }
+    }
+}
+
+/// The answer of [`run_with`].
+#[derive(Debug, Clone)]
+pub enum TaskRun {
+    /// The flow ran; the report says what happened.
+    Report(Box<InviteReport>),
+    /// The task is completed and [`InviteOptions::skip_completed`] was set: nothing was
+    /// looked up or sent (a ledger row with action `skip`, outcome `completed` says so).
+    SkippedCompleted,
+}
+
 /// Run the whole flow for one task. `Err` only for problems that stop before any
 /// per-person answer exists (bad gid, unknown task, bad room); everything after is a report.
 pub async fn run(svc: &Services, req: &InviteRequest) -> Result<InviteReport, CoreError> {
+    match run_with(svc, req, InviteOptions::default()).await? {
+        TaskRun::Report(report) => Ok(*report),
+        // Only `skip_completed` leads here, and the default options do not set it.
+        TaskRun::SkippedCompleted => Err(CoreError::Input(format!(
+            "task {} is completed; nothing to do",
+            req.task
+        ))),
+    }
+}
+
+/// [`run`] with [`InviteOptions`]: the same reads, decisions, writes and ledger rows.
+pub async fn run_with(
+    svc: &Services,
+    req: &InviteRequest,
+    opts: InviteOptions,
+) -> Result<TaskRun, CoreError> {
     let gid = Gid::parse(&req.task).map_err(|e| CoreError::Input(e.to_string()))?;
-    if let Some(room) = &req.room {
+    if let (true, Some(room)) = (opts.check_room, &req.room) {
         check_room(svc, room).await?;
     }
-    let assignment = intake::read_task(&svc.asana, &gid).await.map_err(|e| match e.status() {
-        Some(404) => CoreError::Input(format!(
-            "Asana has no task {gid} visible to this token (check the gid and that the token's user can see the project)"
-        )),
-        _ => CoreError::Asana(e),
-    })?;
+    let fields = if opts.skip_completed {
+        intake::PROJECT_TASK_FIELDS
+    } else {
+        intake::TASK_FIELDS
+    };
+    let (assignment, task) = intake::read_task_fields(&svc.asana, &gid, fields)
+        .await
+        .map_err(|e| match e.status() {
+            Some(404) => CoreError::Input(format!(
+                "Asana has no task {gid} visible to this token (check the gid and that the token's user can see the project)"
+            )),
+            _ => CoreError::Asana(e),
+        })?;
+    if opts.skip_completed && task.completed == Some(true) {
+        svc.store
+            .record(&NewLedgerEntry {
+                run_id: req.run_id.clone(),
+                source: req.source.clone(),
+                task_gid: Some(gid.to_string()),
+                assignee_gid: assignment.assignee.as_ref().map(|a| a.gid.clone()),
+                email: None,
+                target: "portal".into(),
+                action: "skip".into(),
+                outcome: "completed".into(),
+                error: None,
+                detail: Some("task is completed and its rule has include_completed = false".into()),
+            })
+            .await?;
+        return Ok(TaskRun::SkippedCompleted);
+    }
+    let report = run_assignment(svc, req, &gid, assignment).await?;
+    Ok(TaskRun::Report(Box::new(report)))
+}
 
+/// Everything after the task was read: portal, then room.
+async fn run_assignment(
+    svc: &Services,
+    req: &InviteRequest,
+    gid: &Gid,
+    assignment: intake::Assignment,
+) -> Result<InviteReport, CoreError> {
     let mut report = InviteReport::new(gid.as_str(), Outcome::Failed);
     let Some(assignee) = assignment.assignee else {
         report.outcome = Outcome::NoAssignee;
@@ -187,6 +282,9 @@ pub async fn run(svc: &Services, req: &InviteRequest) -> Result<InviteReport, Co
                 Ok(Some(id)) => report.person_id = Some(id),
                 Ok(None) => {
                     report.outcome = Outcome::Failed;
+                    // Possibly not visible yet: a later attempt looks the person up again
+                    // (and re-inviting a pending address is a no-op in DocSpace).
+                    report.transient = true;
                     report.error = Some(format!(
                         "DocSpace accepted the invitation for {email} but does not list the person afterwards"
                     ));
@@ -219,6 +317,7 @@ pub async fn run(svc: &Services, req: &InviteRequest) -> Result<InviteReport, Co
     // Room.
     if let Some(room) = &req.room {
         let rr = share_room(svc, req, &report, room).await?;
+        report.transient |= rr.transient;
         report.room = Some(rr);
     }
     Ok(report)
@@ -236,6 +335,7 @@ async fn share_room(
         access: room.access.as_str().to_string(),
         outcome: RoomOutcome::DryRun,
         error: None,
+        transient: false,
     };
     let Some(person_id) = report.person_id.clone() else {
         // Dry run of a person not yet on the portal: the share would follow the invite.
@@ -246,6 +346,7 @@ async fn share_room(
         Ok(m) => m.get(&person_id).copied(),
         Err(e) => {
             rr.outcome = RoomOutcome::Failed;
+            rr.transient = is_transient(&e);
             rr.error = Some(format!("DocSpace: {e}"));
             record_room(svc, req, report, &rr, "share", &target).await?;
             return Ok(rr);
@@ -259,6 +360,7 @@ async fn share_room(
                 Ok(()) => rr.outcome = RoomOutcome::Shared,
                 Err(e) => {
                     rr.outcome = RoomOutcome::Failed;
+                    rr.transient = is_transient(&e);
                     rr.error = Some(format!("DocSpace: {e}"));
                 }
             }
@@ -281,9 +383,22 @@ async fn fail(
     e: docspace_api::Error,
 ) -> Result<InviteReport, CoreError> {
     report.outcome = Outcome::Failed;
+    report.transient = is_transient(&e);
     report.error = Some(format!("DocSpace: {e}"));
     record(svc, req, &report, action, "portal", None).await?;
+    // A rejected key is a configuration problem (exit 2), not a per-person outcome; the
+    // queue worker retries it like any transient failure.
+    if e.status() == Some(401) {
+        return Err(CoreError::DocSpace(e));
+    }
     Ok(report)
+}
+
+/// Worth another try later: what the client already retries (429, 5xx, transport) plus a
+/// 401, which means the key was revoked or rotated: an operator fixes that, and the work
+/// must still be there (in the queue, then as a dead letter) when they have.
+pub fn is_transient(e: &docspace_api::Error) -> bool {
+    e.is_retryable() || e.status() == Some(401)
 }
 
 async fn record(

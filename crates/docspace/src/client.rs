@@ -213,7 +213,10 @@ impl Client {
         &self,
         filter: PeopleFilter,
     ) -> impl Stream<Item = Result<Person, Error>> + Send + '_ {
-        self.paged(Ok("/api/2.0/people/filter".to_owned()), filter_query(&filter))
+        self.paged(
+            Ok("/api/2.0/people/filter".to_owned()),
+            filter_query(&filter),
+        )
     }
 
     /// One page of `GET /api/2.0/people/filter`, with the listing's `total`.
@@ -605,4 +608,3 @@ mod tests {
         assert!(!is_uuid("someone@example.com"));
     }
 }
-

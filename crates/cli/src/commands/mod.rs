@@ -5,8 +5,12 @@ pub mod demo;
 pub mod doctor;
 pub mod history;
 pub mod invite;
+pub mod replay;
+pub mod serve;
 pub mod sim;
 pub mod sync;
+pub mod watch;
+pub mod webhooks;
 
 /// A run id groups the ledger rows one command wrote.
 pub fn run_id() -> String {

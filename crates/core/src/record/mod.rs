@@ -80,7 +80,8 @@ pub struct NewLedgerEntry {
     /// `"invite" | "share" | "skip" | "plan"`.
     pub action: String,
     /// `invited | already_member | already_invited | shared | already_shared | dry_run |
-    /// no_assignee | email_hidden | failed | dead`.
+    /// no_assignee | email_hidden | failed | dead`, and `completed` for a completed task the
+    /// worker skipped because its rule has `include_completed = false`.
     pub outcome: String,
     pub error: Option<String>,
     pub detail: Option<String>,

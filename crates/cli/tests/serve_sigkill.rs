@@ -1,0 +1,343 @@
+//! The real binary: `asana-docspace serve` as a child process against the in-process
+//! simulators, a webhook registered through `asana-docspace webhooks create`, and the
+//! server killed with SIGKILL and restarted in between.
+//!
+//! - an assignment in the Asana sim produces exactly one DocSpace invitation within a
+//!   second, before and after a SIGKILL and restart;
+//! - 1,000 events queued, the server killed mid-way: after a restart every event is
+//!   processed and nobody is invited twice.
+
+#![cfg(unix)]
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bridge_core::record::{self, HistoryFilter, Store};
+use bridge_sim::seed::{DEMO_ASANA_TOKEN, DEMO_DOCSPACE_KEY};
+use bridge_sim::{AsanaSim, AsanaSimOptions, AsanaWorld, DocSpaceSim, DocSpaceSimOptions};
+use tokio::process::{Child, Command};
+
+struct Env {
+    asana: AsanaSim,
+    docspace: DocSpaceSim,
+    project: String,
+    users: Vec<String>,
+    emails: Vec<String>,
+    tasks: Vec<String>,
+    state: PathBuf,
+    config: PathBuf,
+    port: u16,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn new(people: usize, tasks: usize) -> Env {
+        let mut w = AsanaWorld::new();
+        let ws = w.add_workspace("Acme");
+        let project = w.add_project(&ws, "Launch");
+        let mut users = Vec::new();
+        let mut emails = Vec::new();
+        for i in 0..people {
+            let email = format!("p{i}@acme.example");
+            users.push(w.add_user(&ws, &format!("P {i}"), Some(&email)));
+            emails.push(email);
+        }
+        let tasks = (0..tasks)
+            .map(|i| w.add_task(&project, &format!("T{i}"), None))
+            .collect();
+        let asana = AsanaSim::start(w, AsanaSimOptions::default())
+            .await
+            .unwrap();
+        let docspace = DocSpaceSim::start(Default::default(), DocSpaceSimOptions::default())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.db");
+        let config = dir.path().join("bridge.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[asana]\nrequests_per_minute = 100000\n\n[serve]\nworkers = 4\nlease_secs = 2\n\n\
+                 [[rules]]\nproject = \"{project}\"\n"
+            ),
+        )
+        .unwrap();
+        // A free port, reused across the restart: Asana's target URL cannot change.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Env {
+            asana,
+            docspace,
+            project,
+            users,
+            emails,
+            tasks,
+            state,
+            config,
+            port,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            _dir: dir,
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_asana-docspace"));
+        c.env("ASANA_TOKEN", DEMO_ASANA_TOKEN)
+            .env("ASANA_BASE_URL", self.asana.base_url())
+            .env("DOCSPACE_URL", self.docspace.base_url())
+            .env("DOCSPACE_API_KEY", DEMO_DOCSPACE_KEY)
+            .env("ASANA_DOCSPACE_STATE", &self.state)
+            .env("ASANA_DOCSPACE_CONFIG", &self.config)
+            .env("ASANA_DOCSPACE_BACKOFF_MS", "5")
+            .env("ASANA_DOCSPACE_LOG", "warn")
+            .env_remove("ONLYOFFICE_API_HOST")
+            .env_remove("ONLYOFFICE_API_KEY")
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
+            .kill_on_drop(true);
+        c
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts `serve` and waits until it answers `/healthz`.
+    async fn serve(&self) -> Child {
+        let child = self
+            .cmd()
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let url = format!("{}/healthz", self.base());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = self.http.get(&url).send().await {
+                if r.status() == 200 {
+                    return child;
+                }
+            }
+            assert!(Instant::now() < deadline, "serve did not become healthy");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn create_webhook(&self) -> serde_json::Value {
+        let out = self
+            .cmd()
+            .args([
+                "webhooks",
+                "create",
+                "--json",
+                "--project",
+                &self.project,
+                "--target",
+                &self.base(),
+            ])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "webhooks create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn invitations(&self) -> Vec<String> {
+        self.docspace.world(|w| w.invitations_sent())
+    }
+
+    async fn wait_for(&self, what: &str, limit: Duration, mut cond: impl FnMut(&Env) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !cond(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {limit:?} waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+async fn sigkill(mut child: Child) {
+    child.start_kill().unwrap();
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assignment_is_one_invitation_within_a_second_across_a_sigkill() {
+    let env = Env::new(2, 2).await;
+    let server = env.serve().await;
+    let created = env.create_webhook().await;
+    assert!(
+        created["gid"].is_string() && created["id"].is_string(),
+        "{created}"
+    );
+    let target = created["target"].as_str().unwrap();
+    assert!(
+        target.starts_with(&format!("{}/webhooks/asana/", env.base())),
+        "{target}"
+    );
+
+    let started = Instant::now();
+    env.asana
+        .world(|w| w.assign_task(&env.tasks[0], Some(&env.users[0])))
+        .unwrap();
+    env.wait_for("the first invitation", Duration::from_secs(1), |e| {
+        !e.invitations().is_empty()
+    })
+    .await;
+    let first = started.elapsed();
+    assert_eq!(env.invitations(), vec![env.emails[0].clone()]);
+
+    sigkill(server).await;
+    let server = env.serve().await;
+
+    let started = Instant::now();
+    env.asana
+        .world(|w| w.assign_task(&env.tasks[1], Some(&env.users[1])))
+        .unwrap();
+    env.wait_for("the second invitation", Duration::from_secs(1), |e| {
+        e.invitations().len() == 2
+    })
+    .await;
+    let second = started.elapsed();
+    // Give a duplicate every chance to show up before checking there is none.
+    env.asana.flush_deliveries().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        env.invitations(),
+        vec![env.emails[0].clone(), env.emails[1].clone()]
+    );
+    eprintln!("assignment → invitation: {first:?} before, {second:?} after the SIGKILL");
+
+    // The audit log tells where each action came from.
+    let out = env
+        .cmd()
+        .args(["history", "--json", "--task", &env.tasks[1]])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["source"], "webhook");
+    assert_eq!(rows[0]["outcome"], "invited");
+
+    // SIGTERM: a clean exit.
+    let pid = server.id().unwrap() as i32;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut server = server;
+    let status = tokio::time::timeout(Duration::from_secs(10), server.wait())
+        .await
+        .expect("serve stops on SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_queued_events_survive_a_sigkill_without_duplicate_invitations() {
+    const PEOPLE: usize = 50;
+    const TASKS: usize = 1000;
+    let env = Env::new(PEOPLE, TASKS).await;
+    // Slow DocSpace down so the kill lands while the queue is still being worked.
+    env.docspace.set_latency(Duration::from_millis(10));
+    let server = env.serve().await;
+    env.create_webhook().await;
+    let store: Arc<dyn Store> = record::open(env.state.to_str().unwrap()).await.unwrap();
+
+    // 1,000 assignments (50 people, 20 tasks each), delivered in batches of 100.
+    env.asana.world(|w| {
+        for (i, t) in env.tasks.iter().enumerate() {
+            w.assign_task(t, Some(&env.users[i % PEOPLE])).unwrap();
+        }
+    });
+    env.asana.flush_deliveries().await;
+    let delivered: usize = env
+        .asana
+        .deliveries()
+        .iter()
+        .filter(|d| d.ok && !d.heartbeat)
+        .map(|d| d.events)
+        .sum();
+    assert_eq!(delivered, TASKS, "every event acknowledged before the kill");
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "asana_docspace_jobs_enqueued_total{{result=\"new\"}} {TASKS}"
+        )),
+        "{metrics}"
+    );
+
+    sigkill(server).await;
+    let before = env.invitations().len();
+    let depth = store.queue_depth().await.unwrap();
+    assert!(
+        depth.queued + depth.running > 0,
+        "the kill should land mid-way (invited so far: {before})"
+    );
+
+    let server = env.serve().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = store.queue_depth().await.unwrap();
+        if d.queued == 0 && d.running == 0 {
+            assert_eq!(d.dead, 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "queue not drained: {d:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(server);
+
+    let mut sent = env.invitations();
+    assert_eq!(sent.len(), PEOPLE, "one invitation per person: {sent:?}");
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), PEOPLE, "no duplicate invitation");
+    let mut expected = env.emails.clone();
+    expected.sort();
+    assert_eq!(sent, expected);
+
+    // Every event's job ran to a recorded answer.
+    let rows = store.history(&HistoryFilter::default()).await.unwrap();
+    let mut tasks: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.source == "webhook" && r.target == "portal")
+        .filter_map(|r| r.task_gid.as_deref())
+        .collect();
+    tasks.sort();
+    tasks.dedup();
+    assert_eq!(tasks.len(), TASKS, "every event processed");
+    eprintln!("killed after {before} of {PEOPLE} invitations; the restart finished the rest");
+    store.close().await;
+}

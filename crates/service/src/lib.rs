@@ -1,0 +1,266 @@
+//! The always-on side of asana-docspace: Asana webhook intake, the durable queue's
+//! workers, the Events API poller, `/healthz` and `/metrics`.
+//!
+//! ```text
+//!  Asana ──POST /webhooks/asana/{id}──▶ http ──verify, events→jobs──▶ writer ──┐
+//!  Asana ◀──GET /events (watch)──────── intake::events ──events→jobs──▶ writer ─┤ one
+//!                                                                              │ transaction
+//!                                    state database (jobs, ledger, secrets) ◀──┘ per batch
+//!                                          │ claim (lease)        ▲ complete / retry / bury
+//!                                          ▼                      │
+//!                                       worker ── bridge_core::invite / sync ──▶ DocSpace
+//! ```
+//!
+//! - [`intake`]: signature verification over raw bytes, dedupe keys, event → job, and the
+//!   Events API poller;
+//! - [`writer`]: group commit — many deliveries, one SQLite transaction, each answered
+//!   only after the commit;
+//! - [`worker`]: claim → reconcile (the same code as `invite` and `sync`) → complete,
+//!   retry with jittered backoff, or dead-letter;
+//! - [`registrations`]: which handshakes to answer, and the cached webhook secrets;
+//! - [`http`]: the axum router; [`metrics`]: Prometheus; [`manage`]: `webhooks
+//!   create|list|delete`.
+//!
+//! The queue and the ledger live in the same state database as `sync` and `history`
+//! (`bridge_core::record`); the database row is the truth about every job, and every
+//! step is idempotent, so a crash at any point loses nothing and duplicates nothing.
+//!
+//! [`serve`] and [`watch`] take a bound listener (or none) and a `CancellationToken`, so
+//! the binary wires them to a port and SIGTERM, and tests to port 0 and a token.
+
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod http;
+pub mod intake;
+pub mod manage;
+pub mod metrics;
+pub mod registrations;
+pub mod worker;
+pub mod writer;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bridge_core::record::StoreError;
+use bridge_core::Services;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::ServeConfig;
+pub use intake::events::WatchConfig;
+pub use metrics::Metrics;
+pub use worker::Workers;
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The configuration cannot work (e.g. a configured webhook id that is not usable).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The state database failed at startup.
+    #[error("state database: {0}")]
+    Store(#[from] StoreError),
+    /// The HTTP server failed.
+    #[error("HTTP server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The parts `serve` and `watch` share: the writer, the workers and housekeeping.
+struct Engine {
+    intake: writer::Intake,
+    writer: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+    housekeeping: JoinHandle<()>,
+    metrics: Arc<Metrics>,
+    cfg: Arc<ServeConfig>,
+}
+
+impl Engine {
+    async fn start(
+        cfg: ServeConfig,
+        svc: &Services,
+        metrics: Arc<Metrics>,
+        shutdown: &CancellationToken,
+    ) -> Result<Engine, ServiceError> {
+        let cfg = Arc::new(cfg);
+        if cfg.rules.is_empty() {
+            tracing::warn!("no [[rules]] configured: every job will become a dead letter");
+        }
+        let depth = svc.store.queue_depth().await?;
+        if depth.queued + depth.running + depth.dead > 0 {
+            tracing::info!(
+                queued = depth.queued,
+                running = depth.running,
+                dead = depth.dead,
+                "resuming the queue"
+            );
+        }
+        let wake = Arc::new(Notify::new());
+        let (intake, writer) = writer::spawn(
+            svc.store.clone(),
+            metrics.clone(),
+            wake.clone(),
+            cfg.max_batch,
+        );
+        let pool = Workers::new(svc.clone(), cfg.clone(), metrics.clone(), wake);
+        pool.defer_to(intake.backlog());
+        let workers = pool.spawn(shutdown.clone());
+        let housekeeping = tokio::spawn(housekeeping(svc.clone(), cfg.keep_done, shutdown.clone()));
+        Ok(Engine {
+            intake,
+            writer,
+            workers,
+            housekeeping,
+            metrics,
+            cfg,
+        })
+    }
+
+    /// After `shutdown` fired and every intake handle but ours is gone: let the writer
+    /// commit what it holds, then wait for the workers (which finish or release their job).
+    async fn finish(self) {
+        drop(self.intake);
+        if let Err(e) = self.writer.await {
+            tracing::warn!(error = %e, "the queue writer stopped abnormally");
+        }
+        for w in self.workers {
+            if let Err(e) = w.await {
+                tracing::warn!(error = %e, "a worker stopped abnormally");
+            }
+        }
+        self.housekeeping.abort();
+        let _ = self.housekeeping.await;
+    }
+}
+
+/// Deletes done jobs (and their dedupe keys) once they are older than `keep_done`.
+async fn housekeeping(svc: Services, keep_done: Duration, cancel: CancellationToken) {
+    loop {
+        match svc.store.prune_done(keep_done).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "old done jobs deleted"),
+            Err(e) => tracing::warn!(error = %e, "pruning done jobs failed"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
+/// Registers the config file's webhooks as expected (once; their handshake is then
+/// answered whatever their age) and warns about registrations no rule covers.
+async fn prepare_registrations(
+    cfg: &ServeConfig,
+    svc: &Services,
+) -> Result<HashSet<String>, ServiceError> {
+    let mut configured = HashSet::new();
+    for (id, project) in &cfg.configured_webhooks {
+        if id.is_empty()
+            || id.len() > 64
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ServiceError::Config(format!(
+                "[[serve.webhooks]] id {id:?}: use 1-64 letters, digits, '-' or '_'"
+            )));
+        }
+        if svc.store.webhook(id).await?.is_none() {
+            svc.store
+                .expect_webhook(
+                    id,
+                    project,
+                    &format!("(configured){}{id}", manage::WEBHOOK_PATH),
+                )
+                .await?;
+        }
+        configured.insert(id.clone());
+    }
+    for reg in svc.store.webhooks().await? {
+        if cfg.rules_for(&reg.project_gid).is_empty() {
+            tracing::warn!(webhook = %reg.id, project = %reg.project_gid, "webhook registration for a project without a [[rules]] entry: its events will become dead letters");
+        }
+    }
+    Ok(configured)
+}
+
+/// Runs the webhook service on `listener` until `shutdown` fires: deliveries and
+/// handshakes, `/healthz`, `/metrics`, the group-commit writer and the workers.
+///
+/// On shutdown it stops accepting connections, answers the requests in flight (their jobs
+/// are committed), lets running jobs finish for `shutdown_grace`, releases the rest to the
+/// queue, and returns. It does not close `svc.store`: the caller owns it.
+pub async fn serve(
+    cfg: ServeConfig,
+    svc: Services,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServiceError> {
+    let configured = prepare_registrations(&cfg, &svc).await?;
+    let metrics = Arc::new(Metrics::new());
+    let engine = Engine::start(cfg, &svc, metrics.clone(), &shutdown).await?;
+    let regs = registrations::Registrations::new(
+        svc.store.clone(),
+        engine.cfg.handshake_window,
+        configured,
+    );
+    let app = Arc::new(http::App::new(
+        regs,
+        engine.intake.clone(),
+        engine.metrics.clone(),
+        svc.clone(),
+        engine.cfg.clone(),
+    ));
+    let router = http::router(app);
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    // A failed server still ends the workers cleanly.
+    shutdown.cancel();
+    engine.finish().await;
+    served.map_err(ServiceError::Io)
+}
+
+/// Runs `watch` until `shutdown` fires: one Events API poller per project feeding the
+/// queue, and the same workers as `serve`.
+pub async fn watch(
+    cfg: ServeConfig,
+    svc: Services,
+    watch: WatchConfig,
+    shutdown: CancellationToken,
+) -> Result<(), ServiceError> {
+    for p in &watch.projects {
+        if cfg.rules_for(p.as_str()).is_empty() {
+            return Err(ServiceError::Config(format!(
+                "project {p} has no [[rules]] entry; watch only projects with a rule"
+            )));
+        }
+    }
+    let metrics = Arc::new(Metrics::new());
+    let engine = Engine::start(cfg, &svc, metrics.clone(), &shutdown).await?;
+    let pollers: Vec<JoinHandle<()>> = watch
+        .projects
+        .iter()
+        .map(|p| {
+            tokio::spawn(intake::events::run_poller(
+                svc.clone(),
+                engine.intake.clone(),
+                metrics.clone(),
+                p.clone(),
+                watch.interval,
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    shutdown.cancelled().await;
+    for p in pollers {
+        let _ = p.await;
+    }
+    engine.finish().await;
+    Ok(())
+}

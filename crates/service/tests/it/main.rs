@@ -1,0 +1,12 @@
+//! Integration tests of the webhook service: the real axum service on port 0 against the
+//! in-process simulators, one state database per test, all in parallel.
+//! (The SIGKILL test runs the real binary: `crates/cli/tests/serve_sigkill.rs`.)
+
+mod dedupe;
+mod handshake;
+mod health_metrics;
+mod queue;
+mod reassign;
+mod signature;
+mod support;
+mod watch;

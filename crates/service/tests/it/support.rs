@@ -1,0 +1,325 @@
+//! The harness: both simulators, a temp-file state database, and the real service on a
+//! port-0 listener. Each test builds its own, so tests run in parallel.
+
+use std::future::Future;
+use std::time::Duration;
+
+use asana_api::Gid;
+use bridge_core::config::Rule;
+use bridge_core::record::{self, HistoryFilter, LedgerEntry, QueueDepth};
+use bridge_core::Services;
+use bridge_service::{manage, ServeConfig, ServiceError};
+use bridge_sim::seed::{DEMO_ASANA_TOKEN, DEMO_DOCSPACE_KEY};
+use bridge_sim::{
+    AsanaSim, AsanaSimOptions, AsanaWorld, DocSpaceSim, DocSpaceSimOptions, DocSpaceWorld,
+};
+use docspace_api::UserType;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Gids of the test world: one workspace, one project with a rule, ten users and ten
+/// unassigned tasks; a second project without a rule.
+#[derive(Debug, Clone)]
+pub struct Ids {
+    pub workspace: String,
+    pub project: String,
+    pub project_without_rule: String,
+    pub users: Vec<String>,
+    pub emails: Vec<String>,
+    pub tasks: Vec<String>,
+}
+
+pub fn world() -> (AsanaWorld, Ids) {
+    let mut w = AsanaWorld::new();
+    let workspace = w.add_workspace("Acme");
+    let project = w.add_project(&workspace, "Launch");
+    let project_without_rule = w.add_project(&workspace, "Elsewhere");
+    let mut users = Vec::new();
+    let mut emails = Vec::new();
+    for i in 0..10 {
+        let email = format!("person{i}@acme.example");
+        users.push(w.add_user(&workspace, &format!("Person {i}"), Some(&email)));
+        emails.push(email);
+    }
+    let tasks = (0..10)
+        .map(|i| w.add_task(&project, &format!("Task {i}"), None))
+        .collect();
+    (
+        w,
+        Ids {
+            workspace,
+            project,
+            project_without_rule,
+            users,
+            emails,
+            tasks,
+        },
+    )
+}
+
+/// Service settings for tests: millisecond retries, a short poll, no health cache.
+pub fn test_config(rules: Vec<Rule>) -> ServeConfig {
+    ServeConfig {
+        rules,
+        workers: 4,
+        max_attempts: 3,
+        retry_schedule: vec![Duration::from_millis(20)],
+        rate_limit_floor: Duration::from_millis(20),
+        lease: Duration::from_secs(10),
+        poll_interval: Duration::from_millis(50),
+        shutdown_grace: Duration::from_millis(200),
+        health_ttl: Duration::ZERO,
+        ..ServeConfig::default()
+    }
+}
+
+pub fn rule(project: &str) -> Rule {
+    Rule {
+        project: Gid::parse(project).unwrap(),
+        room: None,
+        user_type: UserType::User,
+        include_completed: false,
+    }
+}
+
+pub async fn services(
+    asana: &AsanaSim,
+    docspace: &DocSpaceSim,
+    dir: &tempfile::TempDir,
+) -> Services {
+    let mut a =
+        asana_api::Config::new(&asana.base_url(), DEMO_ASANA_TOKEN.to_string().into()).unwrap();
+    a.requests_per_minute = 100_000;
+    a.backoff_base = Duration::from_millis(5);
+    a.max_retries = 2;
+    a.timeout = Duration::from_secs(10);
+    let mut d =
+        docspace_api::Config::new(&docspace.base_url(), DEMO_DOCSPACE_KEY.to_string().into())
+            .unwrap();
+    d.backoff_base = Duration::from_millis(5);
+    d.max_retries = 2;
+    d.timeout = Duration::from_secs(10);
+    let store = record::open(dir.path().join("state.db").to_str().unwrap())
+        .await
+        .unwrap();
+    Services {
+        asana: asana_api::Client::new(a).unwrap(),
+        docspace: docspace_api::Client::new(d).unwrap(),
+        store,
+    }
+}
+
+pub struct TestApp {
+    pub asana: AsanaSim,
+    pub docspace: DocSpaceSim,
+    pub svc: Services,
+    pub ids: Ids,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub server: Option<JoinHandle<Result<(), ServiceError>>>,
+    pub _dir: tempfile::TempDir,
+}
+
+/// A change to the test config, applied after the rules are filled in.
+pub type Tweak = Box<dyn FnOnce(&mut ServeConfig) + Send>;
+
+#[derive(Default)]
+pub struct Options {
+    pub asana: AsanaSimOptions,
+    /// Changes to the test config (rules are filled in first).
+    pub tweak: Option<Tweak>,
+    pub docspace_world: Option<DocSpaceWorld>,
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> TestApp {
+        let (world, ids) = world();
+        let asana = AsanaSim::start(world, opts.asana).await.unwrap();
+        let docspace = DocSpaceSim::start(
+            opts.docspace_world.unwrap_or_default(),
+            DocSpaceSimOptions::default(),
+        )
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let svc = services(&asana, &docspace, &dir).await;
+        let mut cfg = test_config(vec![rule(&ids.project)]);
+        if let Some(t) = opts.tweak {
+            t(&mut cfg);
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(bridge_service::serve(
+            cfg,
+            svc.clone(),
+            listener,
+            shutdown.clone(),
+        ));
+        TestApp {
+            asana,
+            docspace,
+            svc,
+            ids,
+            base,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            shutdown,
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    /// Registers a webhook on the test project through the real `webhooks create` flow.
+    pub async fn create_webhook(&self) -> manage::Created {
+        manage::create_webhook(
+            &self.svc.asana,
+            self.svc.store.as_ref(),
+            &Gid::parse(&self.ids.project).unwrap(),
+            &self.base,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The stored secret of registration `id`.
+    pub async fn secret(&self, id: &str) -> String {
+        self.svc
+            .store
+            .webhook(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret
+            .unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Posts `body` to registration `id` with the given signature header (if any).
+    pub async fn post_delivery(
+        &self,
+        id: &str,
+        body: Vec<u8>,
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.url(&format!("/webhooks/asana/{id}")))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(s) = signature {
+            req = req.header("X-Hook-Signature", s);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn handshake(&self, id: &str, secret: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/webhooks/asana/{id}")))
+            .header("X-Hook-Secret", secret)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub fn invitations(&self) -> Vec<String> {
+        self.docspace.world(|w| w.invitations_sent())
+    }
+
+    pub async fn depth(&self) -> QueueDepth {
+        self.svc.store.queue_depth().await.unwrap()
+    }
+
+    pub async fn history_for_task(&self, task: &str) -> Vec<LedgerEntry> {
+        self.svc
+            .store
+            .history(&HistoryFilter {
+                task_gid: Some(task.to_string()),
+                ..HistoryFilter::default()
+            })
+            .await
+            .unwrap()
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until deliveries are flushed and the queue has nothing queued or running.
+    pub async fn settle(&self) {
+        self.asana.flush_deliveries().await;
+        let store = self.svc.store.clone();
+        eventually("the queue to drain", Duration::from_secs(20), || {
+            let store = store.clone();
+            async move {
+                let d = store.queue_depth().await.unwrap();
+                d.queued == 0 && d.running == 0
+            }
+        })
+        .await;
+    }
+
+    /// Cancels the service and waits for it to return.
+    pub async fn stop(&mut self) -> Result<(), ServiceError> {
+        self.shutdown.cancel();
+        match self.server.take() {
+            Some(h) => tokio::time::timeout(Duration::from_secs(10), h)
+                .await
+                .expect("serve did not stop within 10 s")
+                .unwrap(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds; panics with `what` after `limit`.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if cond().await {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A delivery body with one assignee change, the way Asana (and the sim) write it.
+pub fn assignee_delivery(task: &str, user: &str, at: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"events": [{
+        "user": {"gid": "1", "resource_type": "user"},
+        "resource": {"gid": task, "resource_type": "task", "resource_subtype": "default_task"},
+        "type": "task",
+        "action": "changed",
+        "parent": null,
+        "created_at": at,
+        "change": {"field": "assignee", "action": "changed",
+                   "new_value": {"gid": user, "resource_type": "user"}}
+    }]}))
+    .unwrap()
+}
+
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    bridge_sim::sign_webhook_body(secret, body)
+}
