@@ -33,6 +33,10 @@ pub const PEOPLE_PAGE: u64 = 100;
 /// Default invitations per `POST /people/invite`.
 pub const DEFAULT_INVITE_BATCH: usize = 50;
 
+/// Invitation batches (and room share calls) in flight at once. The DocSpace client's
+/// write semaphore (`max_concurrent_writes`, 15 by default) caps all writes together.
+const WRITE_CONCURRENCY: usize = 8;
+
 /// Hooks for a progress display; the binary draws bars only on a terminal.
 pub trait Progress: Send + Sync {
     fn phase(&self, _name: &str) {}
@@ -173,39 +177,68 @@ pub async fn run(svc: &Services, req: &SyncRequest) -> Result<SyncReport, CoreEr
     }
 
     // 2. Intake, a few projects at a time; each project's pages are a sequential chain.
+    //    Meanwhile, the DocSpace reads that do not depend on it: each target room's
+    //    members, and the portal's people — the first page (it tells how big the portal
+    //    is), then the other pages as soon as the intake has met enough distinct emails for
+    //    the listing to be sure to beat lookups. They ride along the page chain, which
+    //    sets the pace of a sync, instead of adding to it.
     req.progress.phase("reading Asana tasks");
-    let results: Vec<(Rule, Result<Vec<Assignment>, asana_api::Error>)> =
-        futures::stream::iter(req.rules.iter().cloned())
-            .map(|rule| {
-                let asana = svc.asana.clone();
-                let progress = req.progress.clone();
-                async move {
-                    let since = if rule.include_completed {
-                        None
-                    } else {
-                        Some("now")
-                    };
-                    let res = asana
-                        .project_tasks(&rule.project, intake::PROJECT_TASK_FIELDS, since)
-                        .map_ok(|t| {
-                            progress.tasks_read(1);
-                            t
-                        })
-                        .try_filter(|t| {
-                            // `completed_since=now` already drops completed tasks; this
-                            // guards against a server that ignores it.
-                            let keep = rule.include_completed || t.completed != Some(true);
-                            async move { keep }
-                        })
-                        .map_ok(|t| Assignment::from_task(&t))
-                        .try_collect::<Vec<_>>()
-                        .await;
-                    (rule, res)
-                }
-            })
-            .buffer_unordered(4)
-            .collect()
-            .await;
+    let room_ids: BTreeSet<String> = targets.iter().map(|(id, _)| id.clone()).collect();
+    let seen = Seen::default();
+    let prefetch = async {
+        let members = futures::future::join_all(
+            room_ids
+                .iter()
+                .map(|id| async move { (id.clone(), act::room_access(&svc.docspace, id).await) }),
+        );
+        let (people, members) = futures::join!(prefetch_people(&svc.docspace, &seen), members);
+        (people, members.into_iter().collect::<HashMap<_, _>>())
+    };
+    let intake = futures::stream::iter(req.rules.iter().cloned())
+        .map(|rule| {
+            let asana = svc.asana.clone();
+            let progress = req.progress.clone();
+            let seen = &seen;
+            async move {
+                let since = if rule.include_completed {
+                    None
+                } else {
+                    Some("now")
+                };
+                let res = asana
+                    .project_tasks(&rule.project, intake::PROJECT_TASK_FIELDS, since)
+                    .map_ok(|t| {
+                        progress.tasks_read(1);
+                        t
+                    })
+                    .try_filter(|t| {
+                        // `completed_since=now` already drops completed tasks; this
+                        // guards against a server that ignores it.
+                        let keep = rule.include_completed || t.completed != Some(true);
+                        async move { keep }
+                    })
+                    .map_ok(|t| {
+                        let a = Assignment::from_task(&t);
+                        if let Some(EmailCheck::Valid(email)) =
+                            a.assignee.as_ref().map(|x| &x.email)
+                        {
+                            seen.add(email);
+                        }
+                        a
+                    })
+                    .try_collect::<Vec<_>>()
+                    .await;
+                (rule, res)
+            }
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<(Rule, Result<Vec<Assignment>, asana_api::Error>)>>();
+    let intake = async {
+        let results = intake.await;
+        seen.finish();
+        results
+    };
+    let (results, (people, mut room_members)) = futures::join!(intake, prefetch);
 
     // 3. Merge into one plan per email.
     let mut lines = Vec::new();
@@ -252,7 +285,9 @@ pub async fn run(svc: &Services, req: &SyncRequest) -> Result<SyncReport, CoreEr
         }
     }
     // Hidden emails: one user lookup per distinct assignee, not per task.
-    let mut looked_up: HashMap<String, EmailCheck> = HashMap::new();
+    // A lookup that fails after the client's retries is a failure to report, not a
+    // hidden email: the person may well be visible on the next run.
+    let mut looked_up: HashMap<String, Result<EmailCheck, String>> = HashMap::new();
     for (rule, a) in pending_hidden {
         let Some(assignee) = &a.assignee else {
             continue;
@@ -262,14 +297,23 @@ pub async fn run(svc: &Services, req: &SyncRequest) -> Result<SyncReport, CoreEr
             None => {
                 let c = intake::lookup_email(&svc.asana, &assignee.gid)
                     .await
-                    .unwrap_or(EmailCheck::Hidden);
+                    .map_err(|e| format!("Asana: reading the assignee's email failed: {e}"));
                 looked_up.insert(assignee.gid.clone(), c.clone());
                 c
             }
         };
         match check {
-            EmailCheck::Valid(email) => add_to_plan(&mut plans, &email, &assignee.gid, &rule, &a),
-            _ => {
+            Ok(EmailCheck::Valid(email)) => {
+                add_to_plan(&mut plans, &email, &assignee.gid, &rule, &a)
+            }
+            Err(error) => lines.push(task_line(&a, Outcome::Failed, Some(error), None)),
+            Ok(EmailCheck::Invalid(raw)) => lines.push(task_line(
+                &a,
+                Outcome::Failed,
+                Some(format!("Asana returned {raw:?} as the assignee's email; not an address DocSpace accepts")),
+                None,
+            )),
+            Ok(EmailCheck::Hidden) => {
                 let entry = hidden
                     .entry(assignee.gid.clone())
                     .or_insert_with(|| (a.task_gid.clone(), Vec::new()));
@@ -295,7 +339,7 @@ pub async fn run(svc: &Services, req: &SyncRequest) -> Result<SyncReport, CoreEr
     req.progress.phase("looking people up in DocSpace");
     req.progress.people_total(plans.len() as u64);
     let emails: Vec<String> = plans.keys().cloned().collect();
-    let known = resolve_people(&svc.docspace, &emails).await?;
+    let known = resolve_people_from(&svc.docspace, &emails, people).await?;
 
     // 5. Decide and act.
     let mut person_lines: BTreeMap<String, SyncLine> = BTreeMap::new();
@@ -337,7 +381,9 @@ pub async fn run(svc: &Services, req: &SyncRequest) -> Result<SyncReport, CoreEr
             .chunks(req.invite_batch.max(1))
             .map(<[String]>::to_vec)
             .collect();
-        let results: Vec<(Vec<String>, BatchResult)> = futures::stream::iter(batches)
+        // Each batch goes to the ledger as soon as it is answered, so a run killed
+        // midway leaves a record of every invitation it saw land.
+        let mut results = std::pin::pin!(futures::stream::iter(batches)
             .map(|batch| {
                 let ds = svc.docspace.clone();
                 async move {
@@ -345,10 +391,8 @@ pub async fn run(svc: &Services, req: &SyncRequest) -> Result<SyncReport, CoreEr
                     (batch, r)
                 }
             })
-            .buffer_unordered(4)
-            .collect()
-            .await;
-        for (batch, result) in results {
+            .buffer_unordered(WRITE_CONCURRENCY));
+        while let Some((batch, result)) = results.next().await {
             let mut entries = Vec::with_capacity(batch.len());
             for email in &batch {
                 let Some(line) = person_lines.get_mut(email) else {
@@ -396,7 +440,11 @@ pub async fn run(svc: &Services, req: &SyncRequest) -> Result<SyncReport, CoreEr
         req.progress.phase("sharing rooms");
     }
     for (room_id, wanted) in rooms_wanted {
-        let members = match act::room_access(&svc.docspace, &room_id).await {
+        let members = match room_members.remove(&room_id) {
+            Some(m) => m,
+            None => act::room_access(&svc.docspace, &room_id).await,
+        };
+        let members = match members {
             Ok(m) => m,
             Err(e) => {
                 for (email, access) in &wanted {
@@ -445,10 +493,24 @@ pub async fn run(svc: &Services, req: &SyncRequest) -> Result<SyncReport, CoreEr
                 }
             }
         }
-        if !grants.is_empty() {
-            let res = act::share(&svc.docspace, &room_id, &grants).await;
-            for (email, access) in granted_emails {
-                if let Some(line) = person_lines.get_mut(&email) {
+        // One call per SHARE_BATCH people, a few at a time; a failed call fails only its
+        // own people.
+        let shared: Vec<_> = futures::stream::iter(
+            grants
+                .chunks(act::SHARE_BATCH)
+                .zip(granted_emails.chunks(act::SHARE_BATCH)),
+        )
+        .map(|(grants, emails)| {
+            let room_id = &room_id;
+            async move { (emails, act::share(&svc.docspace, room_id, grants).await) }
+        })
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+        for (emails, res) in shared {
+            for (email, access) in emails {
+                let access = *access;
+                if let Some(line) = person_lines.get_mut(email) {
                     line.rooms.push(match &res {
                         Ok(()) => room_line(&room_id, access, RoomOutcome::Shared, None),
                         Err(e) => room_line(
@@ -779,22 +841,130 @@ pub async fn resolve_people(
     ds: &docspace_api::Client,
     emails: &[String],
 ) -> Result<HashMap<String, Person>, CoreError> {
+    resolve_people_from(ds, emails, None).await
+}
+
+/// What the intake's companion read of the portal's people: the first page with the
+/// portal's size, and the other pages when it was sure they would be needed.
+struct PeoplePrefetch {
+    first: Vec<Person>,
+    total: u64,
+    rest: Option<Vec<Person>>,
+}
+
+/// Distinct valid emails the intake has met so far, shared with [`prefetch_people`].
+#[derive(Default)]
+struct Seen {
+    emails: std::sync::Mutex<std::collections::HashSet<String>>,
+    done: std::sync::atomic::AtomicBool,
+    changed: tokio::sync::Notify,
+}
+
+impl Seen {
+    fn add(&self, email: &str) {
+        let mut emails = self.emails.lock().unwrap_or_else(|e| e.into_inner());
+        if !emails.contains(email) {
+            emails.insert(email.to_string());
+            drop(emails);
+            self.changed.notify_one();
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.emails.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
+    }
+
+    fn finish(&self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.changed.notify_one();
+    }
+}
+
+/// Reads the portal's people while the intake runs: the first page at once; the others
+/// once the intake has met more distinct emails than there are remaining pages plus one
+/// page's worth (at most that many can be on the first page). Past that point
+/// [`resolve_people_from`] is sure to choose the listing, so reading early costs no call
+/// it would not make anyway — unless a project fails later in its page chain and its
+/// emails drop out. Errors are left for the resolve step to meet again.
+async fn prefetch_people(ds: &docspace_api::Client, seen: &Seen) -> Option<PeoplePrefetch> {
+    let all = PeopleFilter::default();
+    let (first, total) = ds.people_page(&all, 0, PEOPLE_PAGE).await.ok()?;
+    let pages = total.div_ceil(PEOPLE_PAGE);
+    let remaining = pages.saturating_sub(1);
+    let mut out = PeoplePrefetch {
+        first,
+        total,
+        rest: None,
+    };
+    if remaining == 0 {
+        return Some(out);
+    }
+    loop {
+        let changed = seen.changed.notified();
+        if seen.count() >= remaining + PEOPLE_PAGE {
+            break;
+        }
+        if seen.done.load(std::sync::atomic::Ordering::SeqCst) {
+            return Some(out);
+        }
+        changed.await;
+    }
+    let rest: Result<Vec<(Vec<Person>, u64)>, _> = futures::stream::iter(1..pages)
+        .map(|i| ds.people_page(&all, i * PEOPLE_PAGE, PEOPLE_PAGE))
+        .buffered(4)
+        .try_collect()
+        .await;
+    out.rest = rest
+        .ok()
+        .map(|pages| pages.into_iter().flat_map(|(p, _)| p).collect());
+    Some(out)
+}
+
+/// [`resolve_people`], given what [`prefetch_people`] already read.
+async fn resolve_people_from(
+    ds: &docspace_api::Client,
+    emails: &[String],
+    prefetched: Option<PeoplePrefetch>,
+) -> Result<HashMap<String, Person>, CoreError> {
     let mut found: HashMap<String, Person> = HashMap::new();
     if emails.is_empty() {
         return Ok(found);
     }
     let wanted: BTreeSet<&str> = emails.iter().map(String::as_str).collect();
-    // A handful of emails: lookups are cheaper than even one listing page plus lookups.
-    if emails.len() > 2 {
-        // No status filter: active, pending and disabled people all count.
-        let all = PeopleFilter::default();
-        let all = &all;
-        let (first, total) = ds.people_page(all, 0, PEOPLE_PAGE).await?;
+    let first_page = match prefetched {
+        Some(PeoplePrefetch {
+            first,
+            rest: Some(rest),
+            ..
+        }) => {
+            // The whole portal is already here.
+            keep_wanted(&mut found, &wanted, first);
+            keep_wanted(&mut found, &wanted, rest);
+            return Ok(found);
+        }
+        Some(PeoplePrefetch { first, total, .. }) => Some((first, total)),
+        None => None,
+    };
+    // No status filter: active, pending and disabled people all count.
+    let all = PeopleFilter::default();
+    let all = &all;
+    // A handful of emails: lookups are cheaper than even one listing page plus lookups,
+    // unless that page is already here.
+    let first_page = match first_page {
+        Some(p) => Some(p),
+        None if emails.len() > 2 => Some(ds.people_page(all, 0, PEOPLE_PAGE).await?),
+        None => None,
+    };
+    if let Some((first, total)) = first_page {
         keep_wanted(&mut found, &wanted, first);
         let pages = total.div_ceil(PEOPLE_PAGE);
         let remaining_pages = pages.saturating_sub(1);
+        if remaining_pages == 0 {
+            // The whole portal was on that page: whoever is not there is absent.
+            return Ok(found);
+        }
         let unknown = (wanted.len() - found.len()) as u64;
-        if remaining_pages > 0 && remaining_pages <= unknown {
+        if remaining_pages <= unknown {
             let pages: Vec<(Vec<Person>, u64)> = futures::stream::iter(1..pages)
                 .map(|i| ds.people_page(all, i * PEOPLE_PAGE, PEOPLE_PAGE))
                 .buffered(4)
@@ -803,9 +973,6 @@ pub async fn resolve_people(
             for (page, _) in pages {
                 keep_wanted(&mut found, &wanted, page);
             }
-            return Ok(found);
-        }
-        if remaining_pages == 0 {
             return Ok(found);
         }
     }
