@@ -1,7 +1,7 @@
 //! Webhook intake and delivery-to-invite, measured on the real service.
 //!
 //! ```sh
-//! cargo bench -p bridge-service --bench webhooks                  # everything (~1 min)
+//! cargo bench -p bridge-service --bench webhooks                  # everything (≈ 30 s)
 //! cargo bench -p bridge-service --bench webhooks -- --deliveries 50000 --concurrency 128
 //! cargo bench -p bridge-service --bench webhooks -- --skip-intake --rate 50
 //! cargo bench -p bridge-service --bench webhooks -- --skip-invite --intake held

@@ -56,7 +56,7 @@ const ROOM_CHECK_TTL: Duration = Duration::from_secs(600);
 /// Longest a worker defers its next claim to deliveries waiting for their commit. Under
 /// a steady flow a commit takes a millisecond or two; only a flood that keeps the writer
 /// busy makes workers wait this long, and then each still starts a job this often.
-pub const INTAKE_YIELD: Duration = Duration::from_millis(50);
+pub const INTAKE_YIELD: Duration = Duration::from_millis(200);
 
 /// What one attempt concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -92,22 +92,36 @@ impl Backlog {
 
     /// Returns once nothing waits for a commit, or after `limit` at the latest (so a
     /// continuous stream of deliveries slows the workers down but never stops them).
+    ///
+    /// When there was something to wait for, the intake must then stay clear for
+    /// [`QUIET`]: under a flood the backlog empties for an instant after every commit,
+    /// and without this every waiting worker would start a job at each of those instants.
     pub async fn wait_clear(&self, limit: Duration) {
+        if self.pending() == 0 {
+            return;
+        }
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let cleared = self.0.clear.notified();
             tokio::pin!(cleared);
             cleared.as_mut().enable();
-            if self.pending() == 0 {
-                return;
+            if self.pending() > 0 {
+                tokio::select! {
+                    _ = &mut cleared => {}
+                    _ = tokio::time::sleep_until(deadline) => return,
+                }
             }
-            tokio::select! {
-                _ = &mut cleared => {}
-                _ = tokio::time::sleep_until(deadline) => return,
+            let quiet = (tokio::time::Instant::now() + QUIET).min(deadline);
+            tokio::time::sleep_until(quiet).await;
+            if self.pending() == 0 || quiet >= deadline {
+                return;
             }
         }
     }
 }
+
+/// How long the intake must stay clear before a waiting worker goes ahead.
+const QUIET: Duration = Duration::from_millis(1);
 
 /// Counts one submission as pending until the writer has it (then the writer settles
 /// it) or the send failed or was abandoned.
