@@ -622,7 +622,7 @@ fn report(
     let pages = opts.tasks.div_ceil(100);
     let new_people = ids.assignee_emails.len() - ids.existing_emails.len();
     let portal_users = 1 + ids.existing_emails.len();
-    let batch = bridge_core::sync::DEFAULT_INVITE_BATCH;
+    let batch = bridge_core::config::DEFAULT_INVITE_BATCH;
     let room_grants = ids.assignee_emails.len();
     // Room work: the check before any write, one members page per 100 members, one share
     // call per 100 grants.

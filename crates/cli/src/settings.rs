@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::config::FileConfig;
 use anyhow::Context;
-use bridge_core::config::FileConfig;
 use bridge_core::record::{self, Store};
 use bridge_core::Services;
 use secrecy::SecretString;
@@ -129,9 +129,5 @@ pub async fn services(g: &Global, file: &FileConfig) -> anyhow::Result<Services>
     let asana = asana(g, file)?;
     let docspace = docspace(g, file)?;
     let store = store(g, file).await.context("opening the state database")?;
-    Ok(Services {
-        asana,
-        docspace,
-        store,
-    })
+    Ok(Services::new(asana, docspace, store))
 }

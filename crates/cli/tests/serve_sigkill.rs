@@ -332,7 +332,10 @@ async fn a_thousand_queued_events_survive_a_sigkill_without_duplicate_invitation
     let rows = store.history(&HistoryFilter::default()).await.unwrap();
     let mut tasks: Vec<&str> = rows
         .iter()
-        .filter(|r| r.source == "webhook" && r.target == "portal")
+        .filter(|r| {
+            r.source == bridge_core::domain::Source::Webhook
+                && r.target == bridge_core::domain::Target::Portal
+        })
         .filter_map(|r| r.task_gid.as_deref())
         .collect();
     tasks.sort();

@@ -7,40 +7,53 @@
 
 use asana_api::{Gid, Task};
 
-/// The fields `invite` needs from a task: nothing more, to stay cheap on Asana's cost limit.
-pub const TASK_FIELDS: &[&str] = &["name", "assignee.email", "assignee.name"];
+/// The fields a reconcile reads per task, for one task or a project's pages alike:
+/// nothing more, to stay cheap on Asana's cost limit. `completed` lets a rule's
+/// `include_completed = false` cost no second request.
+pub const TASK_FIELDS: &[&str] = &["name", "completed", "assignee.email", "assignee.name"];
 
-/// The fields `sync` needs per task when paging a project.
-pub const PROJECT_TASK_FIELDS: &[&str] = &["name", "completed", "assignee.email", "assignee.name"];
-
+/// Who is assigned to one task, as far as Asana shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
+    /// The task.
     pub task_gid: String,
+    /// Its name, for the ledger's why.
     pub task_name: Option<String>,
+    /// Whether the task is completed (`None` when Asana did not say).
+    pub completed: Option<bool>,
+    /// The assignee, if any.
     pub assignee: Option<Assignee>,
 }
 
+/// A task's assignee.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignee {
+    /// The Asana user gid.
     pub gid: String,
+    /// The user's name.
     pub name: Option<String>,
+    /// The user's email, as far as the token can see it.
     pub email: EmailCheck,
 }
 
 /// The three states an assignee's email can be in, each with its own outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmailCheck {
+    /// A usable address, lower-cased.
     Valid(String),
+    /// Asana does not show it to this token.
     Hidden,
     /// Asana returned something that is not an address DocSpace would accept.
     Invalid(String),
 }
 
 impl Assignment {
+    /// The assignment of a task as Asana returned it.
     pub fn from_task(task: &Task) -> Assignment {
         Assignment {
             task_gid: task.gid.clone(),
             task_name: task.name.clone(),
+            completed: task.completed,
             assignee: task.assignee.as_ref().map(|a| Assignee {
                 gid: a.gid.clone(),
                 name: a.name.clone(),
@@ -50,31 +63,14 @@ impl Assignment {
     }
 }
 
-/// Read one task and its assignee's email, falling back to the user record when the
-/// task's compact assignee lacks it.
+/// Reads one task with [`TASK_FIELDS`].
 pub async fn read_task(
     asana: &asana_api::Client,
     task: &Gid,
 ) -> Result<Assignment, asana_api::Error> {
-    Ok(read_task_fields(asana, task, TASK_FIELDS).await?.0)
-}
-
-/// [`read_task`] with the caller's `opt_fields` (a superset of [`TASK_FIELDS`]), also
-/// returning the task itself: the webhook worker asks for `completed` in the same call, so
-/// a rule's `include_completed = false` costs no second request.
-pub async fn read_task_fields(
-    asana: &asana_api::Client,
-    task: &Gid,
-    fields: &[&str],
-) -> Result<(Assignment, Task), asana_api::Error> {
-    let t = asana.get_task(task, fields).await?;
-    let mut a = Assignment::from_task(&t);
-    if let Some(assignee) = a.assignee.as_mut() {
-        if assignee.email == EmailCheck::Hidden {
-            assignee.email = lookup_email(asana, &assignee.gid).await?;
-        }
-    }
-    Ok((a, t))
+    Ok(Assignment::from_task(
+        &asana.get_task(task, TASK_FIELDS).await?,
+    ))
 }
 
 /// `GET /users/{gid}?opt_fields=email`; a 403/404 here means "not visible", not a failure.

@@ -3,19 +3,28 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What happened to a person's portal access: the `outcome` of every `--json` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// Invited to the portal.
     Invited,
+    /// Already an active member.
     AlreadyMember,
+    /// Invited earlier, not yet accepted.
     AlreadyInvited,
+    /// A dry run: would invite.
     DryRun,
+    /// The task has nobody assigned.
     NoAssignee,
+    /// Asana does not show the assignee's email.
     EmailHidden,
+    /// Failed (see `error`).
     Failed,
 }
 
 impl Outcome {
+    /// The `--json` spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Invited => "invited",
@@ -33,6 +42,7 @@ impl Outcome {
         matches!(self, Outcome::NoAssignee | Outcome::EmailHidden)
     }
 
+    /// Every outcome.
     pub const ALL: [Outcome; 7] = [
         Outcome::Invited,
         Outcome::AlreadyMember,
@@ -54,14 +64,20 @@ impl std::fmt::Display for Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomOutcome {
+    /// Shared at the wanted level.
     Shared,
+    /// Already there at that level or higher.
     AlreadyShared,
+    /// A dry run: would share.
     DryRun,
+    /// Not tried: the portal step failed.
     Skipped,
+    /// Failed (see `error`).
     Failed,
 }
 
 impl RoomOutcome {
+    /// The `--json` spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             RoomOutcome::Shared => "shared",

@@ -15,13 +15,13 @@ async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
 fn entry(run: &str, task: &str, email: Option<&str>, outcome: &str) -> NewLedgerEntry {
     NewLedgerEntry {
         run_id: run.into(),
-        source: "sync".into(),
+        source: "sync".parse().unwrap(),
         task_gid: Some(task.into()),
         assignee_gid: Some(format!("a{task}")),
         email: email.map(Into::into),
-        target: "portal".into(),
-        action: "invite".into(),
-        outcome: outcome.into(),
+        target: "portal".parse().unwrap(),
+        action: "invite".parse().unwrap(),
+        outcome: outcome.parse().unwrap(),
         error: None,
         detail: None,
     }
@@ -32,11 +32,11 @@ async fn record_returns_ids_and_history_keeps_every_field() {
     let (_d, s) = store().await;
     let before = chrono::Utc::now() - chrono::Duration::seconds(1);
     let mut e = entry("run-1", "11", Some("Ann@Example.com"), "failed");
-    e.target = "room:42".into();
-    e.action = "share".into();
+    e.target = "room:42".parse().unwrap();
+    e.action = "share".parse().unwrap();
     e.error = Some("docspace 500".into());
     e.detail = Some(r#"{"access":"editing"}"#.into());
-    e.source = "webhook".into();
+    e.source = "webhook".parse().unwrap();
     let id1 = s.record(&e).await.unwrap();
     let id2 = s
         .record(&entry("run-1", "12", None, "no_assignee"))

@@ -1,5 +1,6 @@
 //! Opening the store: backends by location, migrations, persistence across reopen.
 
+use bridge_core::domain::{JobKind, JobPayload, Source};
 use bridge_core::record::{
     self, default_location, HistoryFilter, NewJob, NewLedgerEntry, SqliteStore, Store, StoreError,
 };
@@ -7,13 +8,13 @@ use bridge_core::record::{
 fn entry(run: &str) -> NewLedgerEntry {
     NewLedgerEntry {
         run_id: run.into(),
-        source: "invite".into(),
+        source: "invite".parse().unwrap(),
         task_gid: Some("1001".into()),
         assignee_gid: Some("2002".into()),
         email: Some("ann@example.com".into()),
-        target: "portal".into(),
-        action: "invite".into(),
-        outcome: "invited".into(),
+        target: "portal".parse().unwrap(),
+        action: "invite".parse().unwrap(),
+        outcome: "invited".parse().unwrap(),
         error: None,
         detail: None,
     }
@@ -52,11 +53,14 @@ async fn reopen_is_idempotent_and_data_survives() {
     let id = store.record(&entry("run-1")).await.unwrap();
     let created = store
         .enqueue(&[NewJob {
-            kind: "task".into(),
+            kind: JobKind::Task,
             resource_gid: "1001".into(),
             project_gid: Some("77".into()),
             dedupe_key: "1001:assignee:2024-01-01T00:00:00Z".into(),
-            payload: Some(r#"{"x":1}"#.into()),
+            payload: JobPayload {
+                event: Some("x".into()),
+                ..JobPayload::from_source(Source::Watch)
+            },
         }])
         .await
         .unwrap();
@@ -88,11 +92,11 @@ async fn reopen_is_idempotent_and_data_survives() {
         // The dedupe key is still known after a restart.
         let again = store
             .enqueue(&[NewJob {
-                kind: "task".into(),
+                kind: JobKind::Task,
                 resource_gid: "1001".into(),
                 project_gid: Some("77".into()),
                 dedupe_key: "1001:assignee:2024-01-01T00:00:00Z".into(),
-                payload: None,
+                payload: JobPayload::from_source(Source::Webhook),
             }])
             .await
             .unwrap();
@@ -174,7 +178,7 @@ async fn closed_store_reports_an_error() {
         .await
         .unwrap();
     store.close().await;
-    assert!(matches!(store.ping().await, Err(StoreError::Database(_))));
+    assert!(matches!(store.ping().await, Err(StoreError::Closed)));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
+use bridge_core::domain::{JobKind, JobPayload, Source};
 use bridge_core::record::{self, JobState, NewJob, QueueDepth, Store, StoreError};
 use chrono::Utc;
 
@@ -17,11 +18,14 @@ async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
 
 fn job(key: &str) -> NewJob {
     NewJob {
-        kind: "task".into(),
+        kind: JobKind::Task,
         resource_gid: format!("r-{key}"),
         project_gid: Some("p1".into()),
         dedupe_key: key.into(),
-        payload: Some(format!(r#"{{"k":"{key}"}}"#)),
+        payload: JobPayload {
+            event: Some(format!("k-{key}")),
+            ..JobPayload::from_source(Source::Webhook)
+        },
     }
 }
 
@@ -49,10 +53,10 @@ async fn enqueue_dedupes_within_a_batch_and_across_calls() {
     let keys: Vec<_> = jobs.iter().map(|j| j.dedupe_key.as_str()).collect();
     assert_eq!(keys, ["a", "b", "c", "d"], "oldest first");
     let a = &jobs[0];
-    assert_eq!(a.kind, "task");
+    assert_eq!(a.kind, JobKind::Task);
     assert_eq!(a.resource_gid, "r-a");
     assert_eq!(a.project_gid.as_deref(), Some("p1"));
-    assert_eq!(a.payload.as_deref(), Some(r#"{"k":"a"}"#));
+    assert_eq!(a.payload.event.as_deref(), Some("k-a"));
     assert_eq!(a.state, JobState::Running);
     assert_eq!(a.attempts, 1);
     assert!(a.lease_until.unwrap() > Utc::now() + chrono::Duration::seconds(50));

@@ -30,7 +30,10 @@ fn normalise(s: &str) -> String {
 /// `Guest` (2) and `All` (0) exist on the server but cannot be built here: guests
 /// cannot be invited to the portal, and `All` is a filter value that, on current
 /// servers, creates a paid room admin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+///
+/// It deliberately does not implement `Ord`: the wire codes (1, 3, 4) are not ordered by
+/// privilege. Compare with [`UserType::rank`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u8)]
 pub enum UserType {
     /// Paid "Room admin". Inviting one needs a DocSpace admin's key and a free seat.
@@ -49,6 +52,25 @@ impl UserType {
     /// The integer DocSpace expects.
     pub fn as_i32(self) -> i32 {
         self as i32
+    }
+
+    /// How much the type lets a person do, to pick the strongest of several asks
+    /// (User < RoomAdmin < DocSpaceAdmin). The only ordering of user types there is.
+    pub fn rank(self) -> u8 {
+        match self {
+            UserType::User => 1,
+            UserType::RoomAdmin => 2,
+            UserType::DocSpaceAdmin => 3,
+        }
+    }
+
+    /// The stronger of two types by [`UserType::rank`].
+    pub fn strongest(self, other: UserType) -> UserType {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
     }
 
     /// The name used in config files and output (`user`, `room-admin`, `docspace-admin`).
@@ -133,7 +155,10 @@ impl<'de> Deserialize<'de> for UserType {
 /// A room access level (`FileShare`). Serializes as its integer.
 ///
 /// `None` (0) is deliberately absent: it *removes* the member from the room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// No `Ord`: `FileShare` integers are not ordered by power (RoomManager = 9 < Editing = 10).
+/// Compare with [`Access::rank`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Access {
     /// Viewer.
@@ -167,6 +192,33 @@ impl Access {
     /// The integer DocSpace expects (`FileShare`).
     pub fn as_i32(self) -> i32 {
         self as i32
+    }
+
+    /// How much a level lets someone do, to compare levels: the only ordering of access
+    /// levels there is (never the `FileShare` integers).
+    pub fn rank(self) -> u8 {
+        match self {
+            Access::RoomManager => 6,
+            Access::ContentCreator => 5,
+            Access::Editing => 4,
+            Access::Review => 3,
+            Access::Comment | Access::FillForms => 2,
+            Access::Read => 1,
+        }
+    }
+
+    /// Whether a member at `self` already has at least `wanted`: we never downgrade.
+    pub fn covers(self, wanted: Access) -> bool {
+        self == wanted || self.rank() > wanted.rank()
+    }
+
+    /// The stronger of two levels by [`Access::rank`].
+    pub fn strongest(self, other: Access) -> Access {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
     }
 
     /// The name used in config files and output (`read`, `fill-forms`, …).

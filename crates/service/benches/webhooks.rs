@@ -237,11 +237,11 @@ impl Bench {
             .activate_webhook(HOOK_ID, "1209999999999999")
             .await
             .unwrap();
-        let svc = Services {
-            asana: asana_api::Client::new(a).unwrap(),
-            docspace: docspace_api::Client::new(d).unwrap(),
+        let svc = Services::new(
+            asana_api::Client::new(a).unwrap(),
+            docspace_api::Client::new(d).unwrap(),
             store,
-        };
+        );
         let mut cfg = ServeConfig {
             rules: vec![Rule {
                 project: Gid::parse(&ids.project).unwrap(),

@@ -1,11 +1,60 @@
-//! [`ServeConfig`]: everything `serve` and `watch` can be tuned with, and the defaults.
-//!
-//! The binary fills it from the `[serve]` section of the config file
-//! (`bridge_core::config::ServeSection`); tests build it directly with short timings.
+//! The `[serve]` section of the config file ([`ServeSection`]: schema) and
+//! [`ServeConfig`] (everything `serve` and `watch` can be tuned with, with the defaults and
+//! the validation that turns one into the other), in one place. The binary only parses
+//! the file and layers flags over it; tests build a `ServeConfig` directly with short
+//! timings.
 
 use std::time::Duration;
 
-use bridge_core::config::Rule;
+use bridge_core::config::{Ask, Rule, SyncSettings};
+use serde::Deserialize;
+
+/// `[serve]`: the always-on side (`serve`, `watch`). Every key is optional; the defaults
+/// are [`ServeConfig::default`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    /// Address `serve` listens on, e.g. `0.0.0.0:8080`.
+    pub listen: Option<String>,
+    /// Jobs worked at once.
+    pub workers: Option<usize>,
+    /// Attempts before a job becomes a dead letter.
+    pub max_attempts: Option<u32>,
+    /// Waits between attempts of a failing job, in seconds; the last one repeats.
+    pub retry_schedule_secs: Option<Vec<u64>>,
+    /// How long a claimed job is reserved for its worker without a heartbeat; after a
+    /// crash, the job is picked up again once this has passed.
+    pub lease_secs: Option<u64>,
+    /// Largest webhook delivery body accepted (413 above).
+    pub max_body_bytes: Option<usize>,
+    /// How long after `webhooks create` registered an id its handshake is accepted.
+    pub handshake_window_secs: Option<u64>,
+    /// How long in-flight jobs may finish after SIGTERM before they are released.
+    pub shutdown_grace_secs: Option<u64>,
+    /// Registrations made outside `webhooks create` (e.g. with curl): `serve` expects their
+    /// handshake at `/webhooks/asana/{id}` until it has happened once.
+    #[serde(default)]
+    pub webhooks: Vec<ConfiguredWebhook>,
+}
+
+/// One `[[serve.webhooks]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfiguredWebhook {
+    /// The last path segment of the delivery URL: `/webhooks/asana/{id}`.
+    pub id: String,
+    /// The Asana project the webhook watches; its `[[rules]]` entry applies.
+    pub project: String,
+}
+
+/// Where `serve` listens when neither `--listen` nor `[serve] listen` says: loopback, so a
+/// fresh install is not reachable from outside until someone decides it should be.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// A `[serve]` value that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("[serve] {0}")]
+pub struct ConfigError(String);
 
 /// Default waits between attempts of a failing job: quick at first (a blip), then
 /// stretching to hours so that an outage of a day still ends in a retry rather than a
@@ -31,14 +80,14 @@ pub struct ServeConfig {
     /// Least wait after a 429 that outlived the client's own retries: the budget is spent,
     /// coming back sooner only burns more of it.
     pub rate_limit_floor: Duration,
-    /// How long a claimed job is reserved. A job still running at its end is given up
-    /// (and retried), so one worker never overlaps another on the same job; after a crash
-    /// the job is claimed again once its lease has passed.
+    /// How long a claimed job is reserved without a heartbeat. A running job renews it
+    /// every third of it; after a crash the job is claimed again once it has passed.
     pub lease: Duration,
-    /// How long a `project` job (a whole-project resync, which can take minutes on a big
-    /// project under Asana's rate limit) keeps its job parked: it is set aside until then
-    /// when it starts, and runs again at that time only if this process died meanwhile.
-    pub resync_lease: Duration,
+    /// Longest one attempt of a `task` job may run before it is stopped and retried.
+    pub job_timeout: Duration,
+    /// Longest one attempt of a `project` job (a whole-project resync, which can take
+    /// minutes on a big project under Asana's rate limit) may run.
+    pub resync_timeout: Duration,
     /// How often idle workers look for due jobs (retries coming due, jobs enqueued by
     /// another process). New jobs from this process wake them at once.
     pub poll_interval: Duration,
@@ -62,8 +111,8 @@ pub struct ServeConfig {
     /// Done jobs (and with them their dedupe keys) are deleted after this long. Asana
     /// retries a delivery for up to 24 h, so keys must outlive that.
     pub keep_done: Duration,
-    /// Invitations per call when a `project` job (a resync) runs `sync`.
-    pub invite_batch: usize,
+    /// Batching and claim waits of every reconcile the workers run (`[sync]`).
+    pub sync: SyncSettings,
 }
 
 impl Default for ServeConfig {
@@ -78,7 +127,8 @@ impl Default for ServeConfig {
                 .collect(),
             rate_limit_floor: Duration::from_secs(60),
             lease: Duration::from_secs(120),
-            resync_lease: Duration::from_secs(1800),
+            job_timeout: Duration::from_secs(300),
+            resync_timeout: Duration::from_secs(3600),
             poll_interval: Duration::from_secs(1),
             max_body_bytes: 1024 * 1024,
             handshake_window: Duration::from_secs(600),
@@ -88,30 +138,140 @@ impl Default for ServeConfig {
             intake_timeout: Duration::from_secs(8),
             health_ttl: Duration::from_secs(30),
             keep_done: Duration::from_secs(48 * 3600),
-            invite_batch: bridge_core::sync::DEFAULT_INVITE_BATCH,
+            sync: SyncSettings::default(),
         }
     }
 }
 
 impl ServeConfig {
-    /// The rules for a project (several when it grants several rooms), strongest user
-    /// type first: the first one to run invites, so a person gets the strongest type any
-    /// rule asks for, as `sync` does.
-    pub fn rules_for(&self, project_gid: &str) -> Vec<&Rule> {
-        let mut rules: Vec<&Rule> = self
-            .rules
+    /// `[serve]` over the defaults, with the rules and `[sync]` settings every job runs
+    /// under. Zero where at least one is needed, an empty retry schedule, a tiny body limit
+    /// or a hand-listed webhook with a bad project gid are refused.
+    pub fn from_section(
+        s: &ServeSection,
+        rules: Vec<Rule>,
+        sync: SyncSettings,
+    ) -> Result<ServeConfig, ConfigError> {
+        let mut cfg = ServeConfig {
+            rules,
+            sync,
+            ..ServeConfig::default()
+        };
+        let positive = |name: &str, v: u64| -> Result<u64, ConfigError> {
+            if v == 0 {
+                Err(ConfigError(format!("{name} must be at least 1")))
+            } else {
+                Ok(v)
+            }
+        };
+        if let Some(n) = s.workers {
+            cfg.workers = positive("workers", n as u64)? as usize;
+        }
+        if let Some(n) = s.max_attempts {
+            cfg.max_attempts = positive("max_attempts", u64::from(n))? as u32;
+        }
+        if let Some(v) = &s.retry_schedule_secs {
+            if v.is_empty() {
+                return Err(ConfigError(
+                    "retry_schedule_secs needs at least one value".into(),
+                ));
+            }
+            cfg.retry_schedule = v.iter().map(|s| Duration::from_secs(*s)).collect();
+        }
+        if let Some(n) = s.lease_secs {
+            cfg.lease = Duration::from_secs(positive("lease_secs", n)?);
+        }
+        if let Some(n) = s.max_body_bytes {
+            if n < 1024 {
+                return Err(ConfigError("max_body_bytes must be at least 1024".into()));
+            }
+            cfg.max_body_bytes = n;
+        }
+        if let Some(n) = s.handshake_window_secs {
+            cfg.handshake_window = Duration::from_secs(positive("handshake_window_secs", n)?);
+        }
+        if let Some(n) = s.shutdown_grace_secs {
+            cfg.shutdown_grace = Duration::from_secs(n);
+        }
+        for w in &s.webhooks {
+            let project = asana_api::Gid::parse(&w.project).map_err(|e| {
+                ConfigError(format!("[[serve.webhooks]] id {:?}: project: {e}", w.id))
+            })?;
+            cfg.configured_webhooks
+                .push((w.id.clone(), project.to_string()));
+        }
+        Ok(cfg)
+    }
+
+    /// Whether any rule names this project.
+    pub fn has_rules_for(&self, project_gid: &str) -> bool {
+        self.rules.iter().any(|r| r.project.as_str() == project_gid)
+    }
+
+    /// The rules for a project (several when it grants several rooms), as asks for one of
+    /// its tasks. The reconcile merges them: strongest type, strongest level per room.
+    pub fn asks_for(&self, project_gid: &str) -> Vec<Ask> {
+        self.rules
             .iter()
             .filter(|r| r.project.as_str() == project_gid)
-            .collect();
-        rules.sort_by_key(|r| std::cmp::Reverse(type_rank(r.user_type)));
-        rules
+            .map(Rule::ask)
+            .collect()
+    }
+
+    /// The rules for a project, for a whole-project reconcile.
+    pub fn rules_for(&self, project_gid: &str) -> Vec<Rule> {
+        self.rules
+            .iter()
+            .filter(|r| r.project.as_str() == project_gid)
+            .cloned()
+            .collect()
     }
 }
 
-fn type_rank(t: docspace_api::UserType) -> u8 {
-    match t {
-        docspace_api::UserType::User => 1,
-        docspace_api::UserType::RoomAdmin => 2,
-        docspace_api::UserType::DocSpaceAdmin => 3,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(text: &str) -> Result<ServeSection, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    #[test]
+    fn serve_section_keys_parse_and_unknown_ones_are_refused() {
+        let s = section(
+            "listen = \"0.0.0.0:8080\"\nworkers = 2\nmax_attempts = 5\n\
+             retry_schedule_secs = [1, 2]\nlease_secs = 30\nmax_body_bytes = 65536\n\
+             handshake_window_secs = 60\nshutdown_grace_secs = 3\n\
+             [[webhooks]]\nid = \"hook-1\"\nproject = \"1201\"\n",
+        )
+        .unwrap();
+        let cfg = ServeConfig::from_section(&s, Vec::new(), SyncSettings::default()).unwrap();
+        assert_eq!(
+            cfg.retry_schedule,
+            vec![Duration::from_secs(1), Duration::from_secs(2)]
+        );
+        assert_eq!(
+            cfg.configured_webhooks,
+            vec![("hook-1".into(), "1201".into())]
+        );
+        assert_eq!(cfg.lease, Duration::from_secs(30));
+        assert!(section("lisen = \"x\"\n").is_err());
+        assert!(section("[[webhooks]]\nid = \"a\"\n").is_err());
+    }
+
+    #[test]
+    fn values_that_cannot_work_are_refused() {
+        for text in [
+            "workers = 0\n",
+            "retry_schedule_secs = []\n",
+            "max_body_bytes = 10\n",
+            "[[webhooks]]\nid = \"a\"\nproject = \"abc\"\n",
+        ] {
+            let s = section(text).unwrap();
+            assert!(
+                ServeConfig::from_section(&s, Vec::new(), SyncSettings::default()).is_err(),
+                "accepted {text}"
+            );
+        }
     }
 }

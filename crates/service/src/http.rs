@@ -29,7 +29,7 @@ use serde_json::json;
 
 use crate::config::ServeConfig;
 use crate::intake::webhook::{
-    jobs_for_events, Source, Unverified, SECRET_HEADER, SIGNATURE_HEADER,
+    jobs_for_events, Origin, Unverified, SECRET_HEADER, SIGNATURE_HEADER,
 };
 use crate::metrics::Metrics;
 use crate::registrations::{HandshakeRefused, Lookup, Registrations};
@@ -178,7 +178,7 @@ async fn handle_delivery(app: &App, id: &str, headers: &HeaderMap, body: Body) -
     let jobs = jobs_for_events(
         &delivery.events,
         &reg.project_gid,
-        &Source::Webhook { id: reg.id.clone() },
+        &Origin::Webhook { id: reg.id.clone() },
     );
     if jobs.is_empty() {
         m.received("events");

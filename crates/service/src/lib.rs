@@ -8,7 +8,7 @@
 //!                                    state database (jobs, ledger, secrets) ◀──┘ per batch
 //!                                          │ claim (lease)        ▲ complete / retry / bury
 //!                                          ▼                      │
-//!                                       worker ── bridge_core::invite / sync ──▶ DocSpace
+//!                                       worker ── bridge_core::reconcile ──▶ DocSpace
 //! ```
 //!
 //! - [`intake`]: signature verification over raw bytes, dedupe keys, event → job, and the
@@ -182,7 +182,7 @@ async fn prepare_registrations(
         configured.insert(id.clone());
     }
     for reg in svc.store.webhooks().await? {
-        if cfg.rules_for(&reg.project_gid).is_empty() {
+        if !cfg.has_rules_for(&reg.project_gid) {
             tracing::warn!(webhook = %reg.id, project = %reg.project_gid, "webhook registration for a project without a [[rules]] entry: its events will become dead letters");
         }
     }
@@ -235,7 +235,7 @@ pub async fn watch(
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
     for p in &watch.projects {
-        if cfg.rules_for(p.as_str()).is_empty() {
+        if !cfg.has_rules_for(p.as_str()) {
             return Err(ServiceError::Config(format!(
                 "project {p} has no [[rules]] entry; watch only projects with a rule"
             )));

@@ -1,12 +1,16 @@
 //! Workers: claim → reconcile → complete, retry later, or bury.
 //!
 //! The database row is the truth about a job (state, attempts, lease); a worker holds a
-//! job only while its lease lasts. Processing is idempotent by construction: a `task` job
-//! re-reads the task and runs the same reconcile as `invite --task` (`bridge_core::invite`),
-//! which asks DocSpace who is already there before sending anything; a `project` job
-//! (a resync after the Events API lost track) runs `bridge_core::sync` for the project's
-//! rule. Delivering a job twice, or running it again after a crash, therefore never sends
-//! a second invitation.
+//! job only while its lease lasts, and renews the lease every third of it while the job
+//! runs (a heartbeat), so a long resync keeps its job and a crashed worker's job is taken
+//! over once one lease has passed. A worker that finds its lease gone stops the job and
+//! leaves the row to whoever has it now.
+//!
+//! Processing is idempotent by construction: every job runs the one reconcile
+//! (`bridge_core::reconcile::run`) — a `task` job for the task under all of its project's
+//! rules, a `project` job (a resync after the Events API lost track) for the whole
+//! project — and the reconcile claims each person before acting, so however many workers
+//! and processes overlap, nobody is invited twice.
 //!
 //! Each attempt ends in one of four verdicts:
 //!
@@ -17,27 +21,29 @@
 //! | retry     | 429, 5xx, transport, 401 or the state database, after the clients' own retries | `retry_later` on the backoff schedule; past `max_attempts`, dead |
 //! | dead      | a configuration problem no retry can fix (no rule for the project, missing room) | `bury` + ledger row `dead`; `asana-docspace replay` queues it again |
 //!
-//! A `project` job can run for minutes (a whole project under Asana's rate limit), longer
-//! than a claim's lease; it parks itself first (queued, due after `resync_lease`), so no
-//! other worker starts a second resync meanwhile and a crash still brings it back.
+//! "Retry later?" is decided from typed errors ([`bridge_core::Transience`]), never from
+//! message text. One project is never resynced twice at once: a `project` job first
+//! claims `resync:<gid>` in the state store, and a second one waits its turn as a retry.
 //!
 //! Workers sleep on a `Notify` the group-commit writer pokes after each commit that
 //! created jobs, and otherwise poll every `poll_interval` for retries coming due. Before
 //! claiming, a worker of `serve` or `watch` lets pending deliveries be committed first
 //! (at most [`INTAKE_YIELD`] per job; see [`crate::writer`]): answering Asana in time
 //! matters more than starting a job a few milliseconds earlier.
-//! On shutdown a worker stops claiming, lets its job finish for `shutdown_grace`, and
-//! releases it (back to queued, attempt not counted) if it is still running.
+//! On shutdown a worker stops claiming, lets its job finish for `shutdown_grace`, then
+//! drops it — which really stops the reconcile — and releases the job (back to queued,
+//! attempt not counted).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bridge_core::config::{RoomTarget, Rule};
-use bridge_core::invite::{self, InviteOptions, InviteRequest, TaskRun};
-use bridge_core::record::{Job, NewLedgerEntry, StoreError};
-use bridge_core::sync::{self, NoProgress, SyncRequest};
-use bridge_core::{CoreError, Services};
+use asana_api::Gid;
+use backon::{ExponentialBuilder, Retryable};
+use bridge_core::domain::{Action, JobKind, Recorded, Target};
+use bridge_core::reconcile::{self, Options, Scope};
+use bridge_core::record::{Holder, Job, NewLedgerEntry, StoreError};
+use bridge_core::report::Report;
+use bridge_core::{CoreError, Services, Transience};
 use chrono::Utc;
 use rand::Rng;
 use tokio::sync::Notify;
@@ -45,13 +51,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
-use crate::intake::webhook::payload_source;
 use crate::metrics::Metrics;
 use crate::writer::Backlog;
-
-/// How long a successful room check is trusted: rooms rarely change, and checking per
-/// job would double the DocSpace calls.
-const ROOM_CHECK_TTL: Duration = Duration::from_secs(600);
 
 /// Longest a worker defers its next claim to deliveries waiting for their commit. Under
 /// a steady flow a commit takes a millisecond or two; only a flood that keeps the writer
@@ -74,6 +75,34 @@ pub enum Verdict {
     },
     /// Cannot work until someone changes the configuration: a dead letter now.
     Dead(String),
+    /// The job's lease was lost (this worker stalled past it and another worker has the
+    /// job now): the row is left to its new holder.
+    Lost,
+}
+
+/// Where a claimed job went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Completed.
+    Done,
+    /// Queued again for a later attempt.
+    Retry,
+    /// A dead letter.
+    Dead,
+    /// Left alone: another worker holds it.
+    Lost,
+}
+
+impl Settled {
+    /// The `/metrics` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settled::Done => "done",
+            Settled::Retry => "retry",
+            Settled::Dead => "dead",
+            Settled::Lost => "lost",
+        }
+    }
 }
 
 /// What happened to a claimed job, for tests and logs.
@@ -83,8 +112,8 @@ pub struct Worked {
     pub job: i64,
     /// The verdict of this attempt.
     pub verdict: Verdict,
-    /// Where it went: `done`, `retry`, `dead`.
-    pub result: &'static str,
+    /// Where it went.
+    pub result: Settled,
 }
 
 /// The backoff for a job that failed its `attempts`-th attempt: `schedule[attempts-1]`
@@ -108,46 +137,6 @@ pub fn retry_delay(
     base.mul_f64(jitter)
 }
 
-/// Serialises jobs for the same task inside this process, so two events about one task
-/// (a quick double reassignment) are reconciled one after the other: the second then sees
-/// the first one's invitation instead of racing it.
-#[derive(Default)]
-struct TaskLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
-
-struct TaskGuard {
-    locks: Arc<TaskLocks>,
-    task: String,
-    lock: Arc<tokio::sync::Mutex<()>>,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl TaskLocks {
-    async fn lock(self: &Arc<Self>, task: &str) -> TaskGuard {
-        let lock = {
-            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            map.entry(task.to_string()).or_default().clone()
-        };
-        let guard = lock.clone().lock_owned().await;
-        TaskGuard {
-            locks: self.clone(),
-            task: task.to_string(),
-            lock,
-            guard: Some(guard),
-        }
-    }
-}
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        self.guard.take();
-        let mut map = self.locks.0.lock().unwrap_or_else(|e| e.into_inner());
-        // Only the map and this guard hold it: nobody waits, forget the entry.
-        if Arc::strong_count(&self.lock) <= 2 {
-            map.remove(&self.task);
-        }
-    }
-}
-
 /// The worker pool's shared state. Cheap to clone.
 #[derive(Clone)]
 pub struct Workers {
@@ -159,8 +148,6 @@ struct Inner {
     cfg: Arc<ServeConfig>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
-    rooms_ok: Mutex<HashMap<RoomTarget, Instant>>,
-    locks: Arc<TaskLocks>,
     /// The intake the worker loops defer to, once set.
     intake: std::sync::OnceLock<Backlog>,
 }
@@ -188,8 +175,6 @@ impl Workers {
                 cfg,
                 metrics,
                 wake,
-                rooms_ok: Mutex::new(HashMap::new()),
-                locks: Arc::new(TaskLocks::default()),
                 intake: std::sync::OnceLock::new(),
             }),
         }
@@ -248,15 +233,9 @@ impl Workers {
             tokio::select! {
                 _ = self.work(job.clone()) => {}
                 _ = grace => {
-                    let store = &self.inner.svc.store;
-                    let released = if job.kind == "project" {
-                        // Parked (queued with a far due time) rather than running: make it
-                        // due now so the next start resumes it.
-                        store.retry_later(job.id, "released at shutdown", Utc::now()).await
-                    } else {
-                        store.release(job.id).await
-                    };
-                    match released {
+                    // The reconcile future is dropped here: its work stops, and its claims
+                    // are given back by their guard.
+                    match self.inner.svc.store.release(job.id).await {
                         Ok(()) => tracing::info!(job = job.id, "shutdown: job released, it will run again"),
                         Err(e) => tracing::warn!(job = job.id, error = %e, "shutdown: releasing a job failed; it runs again when its lease ends"),
                     }
@@ -283,28 +262,39 @@ impl Workers {
         Ok(Some(self.work(job).await))
     }
 
-    /// Processes one claimed job and records the verdict.
+    /// Processes one claimed job under a heartbeat and a timeout, and records the verdict.
     async fn work(&self, job: Job) -> Worked {
         let started = Instant::now();
-        let lease = if job.kind == "project" {
-            self.inner.cfg.resync_lease
-        } else {
-            self.inner.cfg.lease
+        let cfg = &self.inner.cfg;
+        let timeout = match job.kind {
+            JobKind::Task => cfg.job_timeout,
+            JobKind::Project => cfg.resync_timeout,
         };
-        let timeout = lease.saturating_sub(lease / 10);
-        let verdict = match tokio::time::timeout(timeout, self.process(&job)).await {
-            Ok(v) => v,
-            Err(_) => Verdict::Retry {
-                error: format!(
-                    "gave up after {:.0} s so the job's lease does not run out mid-way",
-                    timeout.as_secs_f64()
-                ),
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(cfg.lease / 3).await;
+                match self.inner.svc.store.extend_lease(job.id, cfg.lease).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(job = job.id, error = %e, "renewing a job's lease failed; retrying")
+                    }
+                }
+            }
+        };
+        let verdict = tokio::select! {
+            v = tokio::time::timeout(timeout, self.process(&job)) => v.unwrap_or_else(|_| Verdict::Retry {
+                error: format!("stopped after {} s (the job timeout)", timeout.as_secs()),
                 rate_limited: false,
-            },
+            }),
+            () = heartbeat => {
+                tracing::warn!(job = job.id, "lost the job's lease; stopping it and leaving it to its new holder");
+                Verdict::Lost
+            }
         };
         Metrics::observe(&self.inner.metrics.job_seconds, started.elapsed());
         let result = self.settle(&job, &verdict).await;
-        tracing::debug!(job = job.id, kind = %job.kind, resource = %job.resource_gid, ?verdict, result, "job worked");
+        tracing::debug!(job = job.id, kind = %job.kind, resource = %job.resource_gid, ?verdict, result = result.as_str(), "job worked");
         Worked {
             job: job.id,
             verdict,
@@ -313,199 +303,121 @@ impl Workers {
     }
 
     async fn process(&self, job: &Job) -> Verdict {
-        match job.kind.as_str() {
-            "task" => self.task_job(job).await,
-            "project" => self.project_job(job).await,
-            other => Verdict::Dead(format!("unknown job kind {other:?}")),
-        }
-    }
-
-    fn rules_for(&self, project: Option<&str>) -> Result<Vec<Rule>, Verdict> {
-        let Some(project) = project else {
-            return Err(Verdict::Dead("the job names no project".into()));
+        let Some(project) = job.project_gid.as_deref() else {
+            return Verdict::Dead("the job names no project".into());
         };
-        let rules: Vec<Rule> = self
-            .inner
-            .cfg
-            .rules_for(project)
-            .into_iter()
-            .cloned()
-            .collect();
-        if rules.is_empty() {
-            return Err(Verdict::Dead(format!(
+        if !self.inner.cfg.has_rules_for(project) {
+            return Verdict::Dead(format!(
                 "no [[rules]] entry for project {project} in the configuration this service runs with; add one and run `asana-docspace replay`"
-            )));
+            ));
         }
-        Ok(rules)
+        let (Ok(resource), Ok(project_gid)) = (Gid::parse(&job.resource_gid), Gid::parse(project))
+        else {
+            return Verdict::Failed(format!(
+                "job names {} in project {project}, which are not Asana gids",
+                job.resource_gid
+            ));
+        };
+        let opts = Options {
+            settings: self.inner.cfg.sync,
+            ..Options::new(format!("job-{}", job.id), job.payload.source)
+        };
+        match job.kind {
+            JobKind::Task => {
+                let scope = Scope::Task {
+                    task: resource,
+                    project: Some(project_gid),
+                    asks: self.inner.cfg.asks_for(project),
+                };
+                self.reconcile(&scope, &opts).await
+            }
+            JobKind::Project => self.resync(job, project, &opts).await,
+        }
     }
 
-    async fn task_job(&self, job: &Job) -> Verdict {
-        let rules = match self.rules_for(job.project_gid.as_deref()) {
-            Ok(r) => r,
-            Err(v) => return v,
-        };
-        let _guard = self.inner.locks.lock(&job.resource_gid).await;
-        let mut retry: Option<Verdict> = None;
-        for rule in &rules {
-            if let Some(room) = &rule.room {
-                if let Err(v) = self.check_room(room).await {
-                    return v;
+    /// A whole-project reconcile, under the project's resync claim so that no other worker
+    /// or process resyncs it at the same time.
+    async fn resync(&self, job: &Job, project: &str, opts: &Options) -> Verdict {
+        let store = &self.inner.svc.store;
+        let holder = Holder::new();
+        let key = vec![format!("resync:{project}")];
+        let lease = self.inner.cfg.lease;
+        let epoch = bridge_core::record::ClaimEpoch::default();
+        match store.claim_keys(&key, &holder, epoch, lease).await {
+            Ok(granted) if granted.is_empty() => {
+                return Verdict::Retry {
+                    error: format!("another resync of project {project} is running"),
+                    rate_limited: false,
                 }
             }
-            let req = InviteRequest {
-                task: job.resource_gid.clone(),
-                user_type: rule.user_type,
-                room: rule.room.clone(),
-                dry_run: false,
-                run_id: format!("job-{}", job.id),
-                source: payload_source(job.payload.as_deref()).to_string(),
-            };
-            let opts = InviteOptions {
-                check_room: false,
-                skip_completed: !rule.include_completed,
-            };
-            match invite::run_with(&self.inner.svc, &req, opts).await {
-                Ok(TaskRun::SkippedCompleted) => {
-                    self.inner.metrics.action("portal", "completed");
-                    return Verdict::Done;
-                }
-                Ok(TaskRun::Report(r)) => {
-                    self.inner.metrics.action("portal", r.outcome.as_str());
-                    if let Some(room) = &r.room {
-                        self.inner.metrics.action("room", room.outcome.as_str());
-                    }
-                    if r.transient {
-                        let error = r
-                            .error
-                            .clone()
-                            .or_else(|| r.room.as_ref().and_then(|x| x.error.clone()))
-                            .unwrap_or_else(|| "temporary failure".into());
-                        let rate_limited = mentions_429(&error);
-                        retry = Some(Verdict::Retry {
-                            error,
-                            rate_limited,
-                        });
-                    }
-                    if r.outcome.is_nothing_to_do() || r.outcome == bridge_core::Outcome::Failed {
-                        // Nobody to give access to (or the portal step failed): the other
-                        // rules of this project would only repeat the same answer.
-                        break;
-                    }
-                }
-                Err(e) => return classify(e),
-            }
+            Ok(_) => {}
+            Err(e) => return classify(CoreError::Store(e)),
         }
-        retry.unwrap_or(Verdict::Done)
-    }
-
-    async fn project_job(&self, job: &Job) -> Verdict {
-        let rules = match self.rules_for(Some(&job.resource_gid)) {
-            Ok(r) => r,
-            Err(v) => return v,
+        let scope = Scope::Projects(self.inner.cfg.rules_for(project));
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                if let Err(e) = store.extend_claims(&holder, lease).await {
+                    tracing::warn!(job = job.id, error = %e, "renewing the resync claim failed");
+                }
+            }
         };
-        // A resync can outlast the claim's lease; another worker must not start a second
-        // one meanwhile. Park the job (queued, due only after `resync_lease`): if this
-        // process dies, the resync runs again then; otherwise the verdict below replaces it.
-        let until = Utc::now()
-            + chrono::Duration::from_std(self.inner.cfg.resync_lease)
-                .unwrap_or(chrono::Duration::minutes(30));
-        let note = format!(
-            "resync started at {}; if it did not finish, it runs again at {}",
-            Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
-            until.format("%Y-%m-%d %H:%M:%S UTC")
+        let verdict = tokio::select! {
+            v = self.reconcile(&scope, opts) => v,
+            _ = heartbeat => unreachable!("the heartbeat loop never ends"),
+        };
+        if let Err(e) = store.release_claims(&key, &holder).await {
+            tracing::warn!(job = job.id, error = %e, "giving back the resync claim failed; it expires with its lease");
+        }
+        self.inner.metrics.action(
+            "project",
+            if verdict == Verdict::Done {
+                "synced"
+            } else {
+                "failed"
+            },
         );
-        if let Err(e) = self.inner.svc.store.retry_later(job.id, &note, until).await {
-            return Verdict::Retry {
-                error: format!("state database: {e}"),
-                rate_limited: false,
-            };
-        }
-        let req = SyncRequest {
-            rules,
-            dry_run: false,
-            run_id: format!("job-{}", job.id),
-            source: payload_source(job.payload.as_deref()).to_string(),
-            invite_batch: self.inner.cfg.invite_batch,
-            progress: Arc::new(NoProgress),
-        };
-        match run_sync(self.inner.svc.clone(), req).await {
+        verdict
+    }
+
+    async fn reconcile(&self, scope: &Scope, opts: &Options) -> Verdict {
+        match reconcile::run(&self.inner.svc, scope, opts).await {
             Ok(report) => {
-                for l in &report.lines {
-                    self.inner.metrics.action("portal", l.outcome.as_str());
-                    for r in &l.rooms {
-                        self.inner.metrics.action("room", r.outcome.as_str());
-                    }
-                }
-                self.inner.metrics.action(
-                    "project",
-                    if report.project_errors.is_empty() {
-                        "synced"
-                    } else {
-                        "failed"
-                    },
-                );
-                if report.project_errors.is_empty() {
-                    Verdict::Done
-                } else {
-                    let error = report
-                        .project_errors
-                        .iter()
-                        .map(|e| e.error.clone())
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    Verdict::Retry {
-                        rate_limited: mentions_429(&error),
-                        error,
-                    }
-                }
+                self.count(&report);
+                verdict_of(&report)
             }
-            // A room that does not exist or does not allow the level: configuration.
-            Err(CoreError::Input(m)) => Verdict::Dead(m),
             Err(e) => classify(e),
         }
     }
 
-    /// Checks a rule's room once per [`ROOM_CHECK_TTL`]; a room that is missing or does
-    /// not allow the level is a configuration problem (dead letter).
-    async fn check_room(&self, room: &RoomTarget) -> Result<(), Verdict> {
-        {
-            let ok = self
-                .inner
-                .rooms_ok
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if ok.get(room).is_some_and(|t| t.elapsed() < ROOM_CHECK_TTL) {
-                return Ok(());
-            }
+    fn count(&self, report: &Report) {
+        let m = &self.inner.metrics;
+        for _ in &report.completed {
+            m.action("portal", "completed");
         }
-        match invite::check_room(&self.inner.svc, room).await {
-            Ok(()) => {
-                self.inner
-                    .rooms_ok
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(room.clone(), Instant::now());
-                Ok(())
+        for l in &report.lines {
+            m.action("portal", l.outcome.as_str());
+            for r in &l.rooms {
+                m.action("room", r.outcome.as_str());
             }
-            Err(CoreError::Input(m)) => Err(Verdict::Dead(m)),
-            Err(e) => Err(classify(e)),
         }
     }
 
     /// Writes the verdict to the job row (and the ledger). Returns where the job went.
-    async fn settle(&self, job: &Job, verdict: &Verdict) -> &'static str {
+    async fn settle(&self, job: &Job, verdict: &Verdict) -> Settled {
         let store = &self.inner.svc.store;
         let cfg = &self.inner.cfg;
         let m = &self.inner.metrics;
         let result = match verdict {
+            Verdict::Lost => Settled::Lost,
             Verdict::Done => {
-                with_retries(|| store.complete(job.id)).await;
-                "done"
+                persist(|| store.complete(job.id)).await;
+                Settled::Done
             }
             Verdict::Failed(error) => {
-                self.ledger(job, "failed", error, None).await;
-                with_retries(|| store.complete(job.id)).await;
-                "done"
+                self.ledger(job, Recorded::Failed, error, None).await;
+                persist(|| store.complete(job.id)).await;
+                Settled::Done
             }
             Verdict::Retry {
                 error,
@@ -520,8 +432,8 @@ impl Workers {
                 let at = Utc::now()
                     + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
                 tracing::info!(job = job.id, attempt = job.attempts, wait_ms = wait.as_millis() as u64, error = %error, "job failed; will retry");
-                with_retries(|| store.retry_later(job.id, error, at)).await;
-                "retry"
+                persist(|| store.retry_later(job.id, error, at)).await;
+                Settled::Retry
             }
             Verdict::Retry { error, .. } | Verdict::Dead(error) => {
                 let detail = format!(
@@ -529,13 +441,13 @@ impl Workers {
                     job.id, job.kind, job.resource_gid, job.attempts
                 );
                 tracing::warn!(job = job.id, error = %error, "job is a dead letter");
-                self.ledger(job, "dead", error, Some(detail)).await;
-                with_retries(|| store.bury(job.id, error)).await;
-                "dead"
+                self.ledger(job, Recorded::Dead, error, Some(detail)).await;
+                persist(|| store.bury(job.id, error)).await;
+                Settled::Dead
             }
         };
-        m.finished(result);
-        if result == "done" {
+        m.finished(result.as_str());
+        if result == Settled::Done {
             let waited = Utc::now().signed_duration_since(job.created_at);
             if let Ok(d) = waited.to_std() {
                 Metrics::observe(&m.enqueue_to_done_seconds, d);
@@ -544,24 +456,28 @@ impl Workers {
         result
     }
 
-    async fn ledger(&self, job: &Job, outcome: &str, error: &str, detail: Option<String>) {
-        let (task, target, action) = match job.kind.as_str() {
-            "project" => (None, format!("project:{}", job.resource_gid), "sync"),
-            _ => (
+    async fn ledger(&self, job: &Job, outcome: Recorded, error: &str, detail: Option<String>) {
+        let (task, target, action) = match job.kind {
+            JobKind::Project => (
+                None,
+                Target::Project(job.resource_gid.clone()),
+                Action::Sync,
+            ),
+            JobKind::Task => (
                 Some(job.resource_gid.clone()),
-                "portal".to_string(),
-                "invite",
+                Target::Portal,
+                Action::Invite,
             ),
         };
         let entry = NewLedgerEntry {
             run_id: format!("job-{}", job.id),
-            source: payload_source(job.payload.as_deref()).to_string(),
+            source: job.payload.source,
             task_gid: task,
             assignee_gid: None,
             email: None,
             target,
-            action: action.into(),
-            outcome: outcome.into(),
+            action,
+            outcome,
             error: Some(error.to_string()),
             detail,
         };
@@ -571,67 +487,49 @@ impl Workers {
     }
 }
 
-/// Runs `sync::run` on a blocking-pool thread.
-///
-/// Its future cannot be proven `Send` (a closure over `&str` inside `sync::resolve_people`
-/// trips rustc's higher-ranked lifetime check), so it cannot be awaited inside a spawned
-/// worker task. Resyncs are rare (one per lost sync token), so a thread for their
-/// duration is cheap; `block_on` there drives the same runtime's I/O and timers.
-async fn run_sync(svc: Services, req: SyncRequest) -> Result<sync::SyncReport, CoreError> {
-    let handle = tokio::runtime::Handle::current();
-    match tokio::task::spawn_blocking(move || handle.block_on(sync::run(&svc, &req))).await {
-        Ok(r) => r,
-        Err(e) => Err(CoreError::Config(format!(
-            "the project reconcile stopped: {e}"
-        ))),
+/// The verdict of a reconcile that answered: retry when a failure may pass by itself.
+fn verdict_of(report: &Report) -> Verdict {
+    match report.retry() {
+        Some((t, error)) => Verdict::Retry {
+            error,
+            rate_limited: t == Transience::RateLimited,
+        },
+        None => Verdict::Done,
     }
 }
 
 /// Sorts an error that stopped a job before any per-person answer.
 fn classify(e: CoreError) -> Verdict {
-    let transient = |status: Option<u16>, retryable: bool| retryable || status == Some(401);
-    match e {
-        CoreError::Asana(a) if transient(a.status(), a.is_retryable()) => Verdict::Retry {
-            rate_limited: a.status() == Some(429),
-            error: format!("Asana: {a}"),
+    match &e {
+        // A missing room, a level the room does not allow: configuration.
+        CoreError::Config(m) => Verdict::Dead(m.clone()),
+        _ => match e.transience() {
+            Transience::Permanent => Verdict::Failed(e.to_string()),
+            t => Verdict::Retry {
+                rate_limited: t == Transience::RateLimited,
+                error: e.to_string(),
+            },
         },
-        CoreError::DocSpace(d) if invite::is_transient(&d) => Verdict::Retry {
-            rate_limited: d.status() == Some(429),
-            error: format!("DocSpace: {d}"),
-        },
-        CoreError::Store(s) => Verdict::Retry {
-            error: format!("state database: {s}"),
-            rate_limited: false,
-        },
-        CoreError::Config(m) => Verdict::Dead(m),
-        // Unknown or invisible task (404/403), a refused request: retrying repeats it.
-        other => Verdict::Failed(other.to_string()),
     }
-}
-
-fn mentions_429(error: &str) -> bool {
-    error.contains(" 429")
 }
 
 /// Job-row updates are tiny; a transient database hiccup (another process holding the
 /// write lock past the busy timeout) gets three quick retries. If all fail, the lease
 /// runs out and the job is simply worked again, which is safe.
-async fn with_retries<F, Fut>(mut f: F)
+async fn persist<F, Fut>(f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), StoreError>>,
 {
-    for wait in [10u64, 20, 40, 0] {
-        match f().await {
-            Ok(()) => return,
-            Err(e) if wait > 0 => {
-                tracing::debug!(error = %e, "job update failed; retrying");
-                tokio::time::sleep(Duration::from_millis(wait)).await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "job update failed; the job runs again when its lease ends")
-            }
-        }
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(10))
+        .with_max_times(3);
+    if let Err(e) = f
+        .retry(backoff)
+        .notify(|e, wait| tracing::debug!(error = %e, ?wait, "job update failed; retrying"))
+        .await
+    {
+        tracing::warn!(error = %e, "job update failed; the job runs again when its lease ends");
     }
 }
 
@@ -696,6 +594,5 @@ mod tests {
             classify(CoreError::Config("x".into())),
             Verdict::Dead(_)
         ));
-        assert!(mentions_429("DocSpace: DocSpace answered 429: Too many"));
     }
 }

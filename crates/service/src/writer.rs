@@ -282,11 +282,13 @@ mod tests {
 
     fn job(key: &str) -> NewJob {
         NewJob {
-            kind: "task".into(),
+            kind: bridge_core::domain::JobKind::Task,
             resource_gid: "1201".into(),
             project_gid: Some("99".into()),
             dedupe_key: key.into(),
-            payload: None,
+            payload: bridge_core::domain::JobPayload::from_source(
+                bridge_core::domain::Source::Webhook,
+            ),
         }
     }
 

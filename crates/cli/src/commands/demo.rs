@@ -1,18 +1,17 @@
 //! `demo`: the product end to end against the simulators, printed step by step with
 //! every HTTP call it made, so a newcomer sees what the tool does with no accounts.
 
-use std::sync::Arc;
-
-use bridge_core::config::{FileConfig, RoomTarget};
-use bridge_core::invite::{self, InviteRequest};
+use bridge_core::config::{Ask, RoomTarget};
+use bridge_core::domain::{RoomId, Source};
+use bridge_core::reconcile::{self, Options, Scope};
 use bridge_core::record::{self, HistoryFilter};
-use bridge_core::sync::{self, NoProgress, SyncRequest};
 use bridge_core::Services;
 use bridge_sim::{seed, AsanaSim, AsanaSimOptions, DocSpaceSim, DocSpaceSimOptions, LoggedRequest};
 use docspace_api::{Access, UserType};
 use secrecy::SecretString;
 
 use crate::args::Global;
+use crate::config::FileConfig;
 use crate::output;
 
 /// Shows the requests the simulators received since the last call.
@@ -77,11 +76,7 @@ pub async fn run(g: &Global) -> anyhow::Result<u8> {
         &docspace_sim.base_url(),
         SecretString::from(seed::DEMO_DOCSPACE_KEY),
     )?)?;
-    let svc = Services {
-        asana,
-        docspace,
-        store: store.clone(),
-    };
+    let svc = Services::new(asana, docspace, store.clone());
     let mut wire = Wire {
         asana: &asana_sim,
         docspace: &docspace_sim,
@@ -95,14 +90,18 @@ pub async fn run(g: &Global) -> anyhow::Result<u8> {
     println!("  state database      {}\n", state_path.display());
 
     let run_id = super::run_id();
-    let invite_req = |task: &str, room: Option<RoomTarget>| InviteRequest {
-        task: task.to_string(),
-        user_type: UserType::User,
-        room,
-        dry_run: false,
-        run_id: run_id.clone(),
-        source: "invite".into(),
+    let invite_scope = |task: &str, room: Option<RoomTarget>| -> anyhow::Result<Scope> {
+        Ok(Scope::Task {
+            task: asana_api::Gid::parse(task)?,
+            project: None,
+            asks: vec![Ask {
+                user_type: UserType::User,
+                room,
+                include_completed: true,
+            }],
+        })
     };
+    let invite_opts = Options::new(run_id.clone(), Source::Invite);
     let cases: [(&str, &str, Option<RoomTarget>); 6] = [
         (
             "the assignee is not in DocSpace yet: look up, invite as User (type 4), confirm",
@@ -118,7 +117,7 @@ pub async fn run(g: &Global) -> anyhow::Result<u8> {
             "an active member, plus a room share by user id at Editing (10)",
             &ids.task_active_member,
             Some(RoomTarget {
-                room_id: ids.room.clone(),
+                room: RoomId::parse(&ids.room).map_err(anyhow::Error::msg)?,
                 access: Access::Editing,
             }),
         ),
@@ -143,20 +142,24 @@ pub async fn run(g: &Global) -> anyhow::Result<u8> {
         step += 1;
         let room_flag = room
             .as_ref()
-            .map(|r| format!(" --room {} --access {}", r.room_id, r.access.as_str()))
+            .map(|r| format!(" --room {} --access {}", r.room, r.access.as_str()))
             .unwrap_or_default();
         println!("{step}. asana-docspace invite --task {task}{room_flag}\n   ({what})");
-        let report = invite::run(&svc, &invite_req(task, room))
+        let report = reconcile::run(&svc, &invite_scope(task, room)?, &invite_opts)
             .await
             .map_err(crate::from_core)?;
         wire.show();
+        let Some(line) = report.lines.first() else {
+            continue;
+        };
+        let answer = output::InviteAnswer::from(line);
         if g.json {
-            output::json_line(&report);
+            output::json_line(&answer);
         } else {
             println!(
                 "   ⇒ {}  [exit {}]\n",
-                output::invite_human(&report),
-                report.exit_code()
+                output::invite_human(&answer),
+                answer.exit_code()
             );
         }
     }
@@ -174,19 +177,13 @@ pub async fn run(g: &Global) -> anyhow::Result<u8> {
             "{step}. asana-docspace {label}   (3 rules: Website → room {} at editing, Onboarding → portal, Board minutes → not visible to the token)",
             ids.room
         );
-        let report = sync::run(
-            &svc,
-            &SyncRequest {
-                rules: rules.clone(),
-                dry_run,
-                run_id: super::run_id(),
-                source: "sync".into(),
-                invite_batch: sync::DEFAULT_INVITE_BATCH,
-                progress: Arc::new(NoProgress),
-            },
-        )
-        .await
-        .map_err(crate::from_core)?;
+        let opts = Options {
+            dry_run,
+            ..Options::new(super::run_id(), Source::Sync)
+        };
+        let report = reconcile::run(&svc, &Scope::Projects(rules.clone()), &opts)
+            .await
+            .map_err(crate::from_core)?;
         let writes = wire.writes_since();
         for l in report
             .lines

@@ -27,7 +27,7 @@ pub async fn run(g: &Global, a: ReplayArgs) -> anyhow::Result<u8> {
     for j in &dead {
         let line = DeadLine {
             job: j.id,
-            kind: &j.kind,
+            kind: j.kind.as_str(),
             resource: &j.resource_gid,
             project: j.project_gid.as_deref(),
             attempts: j.attempts,

@@ -3,16 +3,14 @@
 
 use std::time::Duration;
 
-use bridge_core::config::{FileConfig, Rule};
+use bridge_core::config::Rule;
+use bridge_service::config::DEFAULT_LISTEN;
 use bridge_service::ServeConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{Global, ServeArgs};
+use crate::config::FileConfig;
 use crate::{settings, usage};
-
-/// Where `serve` listens when neither `--listen` nor `[serve] listen` says: loopback, so a
-/// fresh install is not reachable from outside until someone decides it should be.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// The rules of the config file; `serve` and `watch` cannot do anything without them.
 pub fn rules(g: &Global, file: &FileConfig, command: &str) -> anyhow::Result<Vec<Rule>> {
@@ -30,60 +28,13 @@ pub fn rules(g: &Global, file: &FileConfig, command: &str) -> anyhow::Result<Vec
     Ok(rules)
 }
 
-/// `[serve]` over the defaults. `ASANA_DOCSPACE_BACKOFF_MS` (a test knob) also shrinks the
-/// job retry schedule, the 429 floor and the idle poll, so tests of retries take
-/// milliseconds.
+/// `[serve]` and `[sync]` of the file (`ServeConfig::from_section` owns their defaults and
+/// checks). `ASANA_DOCSPACE_BACKOFF_MS` (a test knob) also shrinks the job retry
+/// schedule, the 429 floor and the idle poll, so tests of retries take milliseconds.
 pub fn serve_config(file: &FileConfig, rules: Vec<Rule>) -> anyhow::Result<ServeConfig> {
-    let s = &file.serve;
-    let mut cfg = ServeConfig {
-        rules,
-        ..ServeConfig::default()
-    };
-    let positive = |name: &str, v: u64| -> anyhow::Result<u64> {
-        if v == 0 {
-            Err(usage(format!("[serve] {name} must be at least 1")))
-        } else {
-            Ok(v)
-        }
-    };
-    if let Some(n) = s.workers {
-        cfg.workers = positive("workers", n as u64)? as usize;
-    }
-    if let Some(n) = s.max_attempts {
-        cfg.max_attempts = positive("max_attempts", u64::from(n))? as u32;
-    }
-    if let Some(v) = &s.retry_schedule_secs {
-        if v.is_empty() {
-            return Err(usage(
-                "[serve] retry_schedule_secs needs at least one value",
-            ));
-        }
-        cfg.retry_schedule = v.iter().map(|s| Duration::from_secs(*s)).collect();
-    }
-    if let Some(n) = s.lease_secs {
-        cfg.lease = Duration::from_secs(positive("lease_secs", n)?);
-    }
-    if let Some(n) = s.max_body_bytes {
-        if n < 1024 {
-            return Err(usage("[serve] max_body_bytes must be at least 1024"));
-        }
-        cfg.max_body_bytes = n;
-    }
-    if let Some(n) = s.handshake_window_secs {
-        cfg.handshake_window = Duration::from_secs(positive("handshake_window_secs", n)?);
-    }
-    if let Some(n) = s.shutdown_grace_secs {
-        cfg.shutdown_grace = Duration::from_secs(n);
-    }
-    for w in &s.webhooks {
-        let project = asana_api::Gid::parse(&w.project)
-            .map_err(|e| usage(format!("[[serve.webhooks]] id {:?}: project: {e}", w.id)))?;
-        cfg.configured_webhooks
-            .push((w.id.clone(), project.to_string()));
-    }
-    if let Some(n) = file.sync.invite_batch {
-        cfg.invite_batch = n.max(1);
-    }
+    let sync = file.sync().map_err(crate::from_core)?;
+    let mut cfg =
+        ServeConfig::from_section(&file.serve, rules, sync).map_err(|e| usage(e.to_string()))?;
     if let Some(d) = settings::test_backoff() {
         cfg.retry_schedule = vec![d];
         cfg.rate_limit_floor = d;

@@ -1,7 +1,9 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use bridge_core::sync::{self, NoProgress, Progress, SyncLine, SyncRequest};
+use bridge_core::domain::Source;
+use bridge_core::reconcile::{self, NoProgress, Options, Progress, Scope};
+use bridge_core::report::Line;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::args::{Global, SyncArgs};
@@ -93,21 +95,23 @@ pub async fn run(g: &Global, a: SyncArgs) -> anyhow::Result<u8> {
     if rules.is_empty() {
         return Err(usage("the config file has no [[rules]]: nothing to sync"));
     }
+    let settings = file.sync().map_err(crate::from_core)?;
     let svc = settings::services(g, &file).await?;
     let bars: Arc<dyn Progress> = if std::io::stderr().is_terminal() && !g.json {
         Arc::new(Bars::new())
     } else {
         Arc::new(NoProgress)
     };
-    let req = SyncRequest {
-        rules,
+    let opts = Options {
         dry_run: a.dry_run,
-        run_id: super::run_id(),
-        source: "sync".into(),
-        invite_batch: file.sync.invite_batch.unwrap_or(sync::DEFAULT_INVITE_BATCH),
+        settings,
         progress: bars.clone(),
+        ..Options::new(super::run_id(), Source::Sync)
     };
-    let report = sync::run(&svc, &req).await.map_err(crate::from_core)?;
+    let report = reconcile::run(&svc, &Scope::Projects(rules), &opts)
+        .await
+        .map_err(crate::from_core)?;
+    drop(opts);
     drop(bars);
 
     if g.json {
@@ -161,7 +165,7 @@ pub async fn run(g: &Global, a: SyncArgs) -> anyhow::Result<u8> {
     Ok(report.exit_code() as u8)
 }
 
-fn print_human(lines: &[SyncLine], dry_run: bool) {
+fn print_human(lines: &[Line], dry_run: bool) {
     use bridge_core::Outcome::*;
     for l in lines {
         let who = l.email.as_deref().unwrap_or("(email hidden)");
@@ -205,20 +209,10 @@ fn print_human(lines: &[SyncLine], dry_run: bool) {
             .rooms
             .iter()
             .map(|r| match r.outcome {
-                bridge_core::outcome::RoomOutcome::Shared => {
-                    format!("shared room {} ({})", r.id, r.access)
+                bridge_core::outcome::RoomOutcome::AlreadyShared => {
+                    format!("room {} already_shared", r.id)
                 }
-                bridge_core::outcome::RoomOutcome::DryRun if dry_run => {
-                    format!("would share room {} ({})", r.id, r.access)
-                }
-                bridge_core::outcome::RoomOutcome::Failed => {
-                    format!(
-                        "room {} FAILED: {}",
-                        r.id,
-                        r.error.as_deref().unwrap_or("unknown error")
-                    )
-                }
-                o => format!("room {} {}", r.id, o.as_str()),
+                _ => output::room_human(r, dry_run),
             })
             .collect();
         if rooms.is_empty() {

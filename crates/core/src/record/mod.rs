@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use self::sqlite::SqliteStore;
+use crate::domain::{Action, JobKind, JobPayload, Recorded, Source, Target};
 
 /// Result type of the record module.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -31,10 +32,28 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub enum StoreError {
     /// The database refused or failed a statement (or could not be reached).
     #[error("state database error: {0}")]
-    Database(String),
+    Database(#[source] sqlx::Error),
+    /// Opening the database failed.
+    #[error("cannot open the state database {path}: {source}")]
+    Open {
+        /// What was being opened.
+        path: String,
+        /// Why it failed.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A stored value is not one this build knows (a hand-edited or newer database).
+    #[error("state database holds an unreadable value: {0}")]
+    Corrupt(#[from] crate::domain::UnknownWord),
+    /// A stored job payload is not valid JSON of the expected shape.
+    #[error("state database holds an unreadable job payload: {0}")]
+    Payload(#[source] serde_json::Error),
+    /// The store was closed (graceful shutdown); later calls fail.
+    #[error("the state database is closed")]
+    Closed,
     /// Applying the schema migrations failed.
     #[error("state database migration failed: {0}")]
-    Migration(String),
+    Migration(#[source] sqlx::migrate::MigrateError),
     /// The location names a backend this build does not have.
     #[error("unsupported state location: {0}")]
     Unsupported(String),
@@ -45,8 +64,16 @@ pub enum StoreError {
     #[error("conflict: {0}")]
     Conflict(String),
     /// Preparing the database file or its folder failed.
-    #[error("state file: {0}")]
-    Io(String),
+    #[error("state file: cannot {what} {path}: {source}")]
+    Io {
+        /// What was being done (`create folder`, `open`).
+        what: &'static str,
+        /// The path.
+        path: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -56,8 +83,8 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.message().to_string())
             }
-            sqlx::Error::PoolClosed => StoreError::Database("the store is closed".into()),
-            _ => StoreError::Database(e.to_string()),
+            sqlx::Error::PoolClosed => StoreError::Closed,
+            _ => StoreError::Database(e),
         }
     }
 }
@@ -66,42 +93,56 @@ impl From<sqlx::Error> for StoreError {
 // Ledger
 
 /// One decision or action to append to the ledger.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewLedgerEntry {
     /// Groups the entries of one CLI run or one worker job.
     pub run_id: String,
-    /// `"invite" | "sync" | "webhook" | "watch" | "replay"`.
-    pub source: String,
+    /// Who asked.
+    pub source: Source,
+    /// The Asana task the entry is about, if any.
     pub task_gid: Option<String>,
+    /// The task's assignee (Asana user gid).
     pub assignee_gid: Option<String>,
+    /// The assignee's email, lower-cased.
     pub email: Option<String>,
-    /// `"portal"` or `"room:<id>"`.
-    pub target: String,
-    /// `"invite" | "share" | "skip" | "plan"`.
-    pub action: String,
-    /// `invited | already_member | already_invited | shared | already_shared | dry_run |
-    /// no_assignee | email_hidden | failed | dead`, and `completed` for a completed task the
-    /// worker skipped because its rule has `include_completed = false`.
-    pub outcome: String,
+    /// Portal, a room, or a project.
+    pub target: Target,
+    /// What was done.
+    pub action: Action,
+    /// How it ended.
+    pub outcome: Recorded,
+    /// Why it failed, when it did.
     pub error: Option<String>,
+    /// Why it was done: the task, rule and level.
     pub detail: Option<String>,
 }
 
 /// A stored ledger entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEntry {
+    /// The row id, increasing with time.
     pub id: i64,
     /// When the entry was recorded (UTC, millisecond precision).
     pub at: DateTime<Utc>,
+    /// As [`NewLedgerEntry::run_id`], and so on for the rest.
     pub run_id: String,
-    pub source: String,
+    #[allow(missing_docs)]
+    pub source: Source,
+    #[allow(missing_docs)]
     pub task_gid: Option<String>,
+    #[allow(missing_docs)]
     pub assignee_gid: Option<String>,
+    #[allow(missing_docs)]
     pub email: Option<String>,
-    pub target: String,
-    pub action: String,
-    pub outcome: String,
+    #[allow(missing_docs)]
+    pub target: Target,
+    #[allow(missing_docs)]
+    pub action: Action,
+    #[allow(missing_docs)]
+    pub outcome: Recorded,
+    #[allow(missing_docs)]
     pub error: Option<String>,
+    #[allow(missing_docs)]
     pub detail: Option<String>,
 }
 
@@ -110,7 +151,9 @@ pub struct LedgerEntry {
 pub struct HistoryFilter {
     /// Case-insensitive (ASCII) exact match.
     pub email: Option<String>,
+    /// Exact task gid.
     pub task_gid: Option<String>,
+    /// Exact run id.
     pub run_id: Option<String>,
     /// Keep only the newest `limit` matches (still returned oldest first).
     pub limit: Option<u32>,
@@ -120,15 +163,18 @@ pub struct HistoryFilter {
 // Queue
 
 /// A job to enqueue.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewJob {
-    /// `"task" | "project"`.
-    pub kind: String,
+    /// What the job reconciles.
+    pub kind: JobKind,
+    /// The task (or project) gid.
     pub resource_gid: String,
+    /// The project whose rules apply.
     pub project_gid: Option<String>,
     /// Unique while the job row exists: a second enqueue with the same key is a no-op.
     pub dedupe_key: String,
-    pub payload: Option<String>,
+    /// Where it came from.
+    pub payload: JobPayload,
 }
 
 /// Life cycle of a job: `Queued → Running → Done`, or back to `Queued` (retry, release,
@@ -136,13 +182,18 @@ pub struct NewJob {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
+    /// Waiting to be claimed once due.
     Queued,
+    /// Claimed by a worker whose lease holds.
     Running,
+    /// Finished.
     Done,
+    /// A dead letter.
     Dead,
 }
 
 impl JobState {
+    /// The stored spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
@@ -168,7 +219,10 @@ impl FromStr for JobState {
             "running" => Ok(JobState::Running),
             "done" => Ok(JobState::Done),
             "dead" => Ok(JobState::Dead),
-            other => Err(StoreError::Database(format!("unknown job state {other:?}"))),
+            other => Err(StoreError::Corrupt(crate::domain::UnknownWord {
+                what: "job state",
+                value: other.to_string(),
+            })),
         }
     }
 }
@@ -176,16 +230,25 @@ impl FromStr for JobState {
 /// A stored job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
+    /// The row id.
     pub id: i64,
-    pub kind: String,
+    /// As in [`NewJob`].
+    pub kind: JobKind,
+    /// As in [`NewJob`].
     pub resource_gid: String,
+    /// As in [`NewJob`].
     pub project_gid: Option<String>,
+    /// As in [`NewJob`].
     pub dedupe_key: String,
-    pub payload: Option<String>,
+    /// As in [`NewJob`].
+    pub payload: JobPayload,
     /// Claims so far (a claim counts as an attempt; `release` gives it back).
     pub attempts: u32,
+    /// Where it is in its life cycle.
     pub state: JobState,
+    /// The error of the last failed attempt.
     pub last_error: Option<String>,
+    /// When it was enqueued.
     pub created_at: DateTime<Utc>,
     /// When a queued job becomes due.
     pub next_attempt_at: DateTime<Utc>,
@@ -196,9 +259,48 @@ pub struct Job {
 /// Number of jobs per state, for `/metrics` and `/healthz`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueDepth {
+    /// Waiting (due or not).
     pub queued: u64,
+    /// Being worked.
     pub running: u64,
+    /// Dead letters.
     pub dead: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Claims
+
+/// Who holds claims: one reconcile run (a random id per run), so a crashed run's claims
+/// are recognisable and expire together.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Holder(pub String);
+
+impl Holder {
+    /// A fresh, unguessable holder id.
+    pub fn new() -> Holder {
+        Holder(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl Default for Holder {
+    fn default() -> Self {
+        Holder::new()
+    }
+}
+
+/// A point in the claim history, read before a reconcile looks at DocSpace: a claim
+/// released after it means someone acted on that person since, and what was read is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct ClaimEpoch(pub i64);
+
+/// A claim granted by [`Store::claim_keys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Granted {
+    /// The key.
+    pub key: String,
+    /// Someone else acted under this key since the epoch the caller passed (released it
+    /// later, or held it and let it expire — a crash): read DocSpace again before deciding.
+    pub stale: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,6 +313,7 @@ pub struct QueueDepth {
 pub struct WebhookReg {
     /// Our own id, the last path segment of the delivery URL.
     pub id: String,
+    /// The Asana project it watches.
     pub project_gid: String,
     /// The delivery URL registered with Asana.
     pub target: String,
@@ -221,6 +324,7 @@ pub struct WebhookReg {
     pub secret: Option<String>,
     /// `"expecting"` (handshake pending) or `"active"`.
     pub state: String,
+    /// When `webhooks create` (or the config) registered it.
     pub created_at: DateTime<Utc>,
 }
 
@@ -263,6 +367,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// worker, and `complete`/`retry_later`/`bury` act on the id whoever holds it (workers must
     /// be idempotent anyway). Returned oldest due first.
     async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>>;
+    /// Extends a running job's lease to `now + lease` — the heartbeat of a long job, so it
+    /// keeps its job instead of having it claimed by another worker. `false` if the job is no
+    /// longer running (it was released, settled, or its lease ran out and it was claimed again).
+    async fn extend_lease(&self, id: i64, lease: Duration) -> Result<bool>;
     /// Marks a job done.
     async fn complete(&self, id: i64) -> Result<()>;
     /// Back to queued, due at `at`, remembering the error.
@@ -276,9 +384,29 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn replay_dead(&self) -> Result<u64>;
     /// Dead jobs, oldest first.
     async fn dead_jobs(&self, limit: u32) -> Result<Vec<Job>>;
+    /// Jobs per state.
     async fn queue_depth(&self) -> Result<QueueDepth>;
     /// Deletes done jobs finished more than `older_than` ago (their dedupe keys go with them).
     async fn prune_done(&self, older_than: Duration) -> Result<u64>;
+
+    // --- claims: at most one actor per person (or per project resync) at a time
+    /// The newest point in the claim history; pass it to [`Store::claim_keys`] later.
+    async fn claim_epoch(&self) -> Result<ClaimEpoch>;
+    /// Atomically takes, for `holder` until `now + lease`, each of `keys` that is free, whose
+    /// claim expired, or that `holder` already holds. Returns the granted ones (the others are
+    /// held by someone alive); [`Granted::stale`] says whether the caller must read DocSpace
+    /// again because someone acted under the key after `since`.
+    async fn claim_keys(
+        &self,
+        keys: &[String],
+        holder: &Holder,
+        since: ClaimEpoch,
+        lease: Duration,
+    ) -> Result<Vec<Granted>>;
+    /// Extends every claim `holder` still has to `now + lease`. Returns how many.
+    async fn extend_claims(&self, holder: &Holder, lease: Duration) -> Result<u64>;
+    /// Gives `keys` back (only those `holder` still holds), marking them as acted on now.
+    async fn release_claims(&self, keys: &[String], holder: &Holder) -> Result<()>;
 
     // --- webhooks
     /// Registers a new id before asking Asana to create the webhook. Conflict if the id exists.
@@ -288,15 +416,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn store_webhook_secret(&self, id: &str, secret: &str) -> Result<bool>;
     /// Marks the registration active with Asana's webhook gid. NotFound if the id is unknown.
     async fn activate_webhook(&self, id: &str, asana_gid: &str) -> Result<()>;
+    /// One registration by our id.
     async fn webhook(&self, id: &str) -> Result<Option<WebhookReg>>;
     /// All registrations, oldest first.
     async fn webhooks(&self) -> Result<Vec<WebhookReg>>;
     /// Deletes a registration by our id (e.g. when creating it at Asana failed).
     async fn delete_webhook(&self, id: &str) -> Result<bool>;
+    /// Deletes a registration by Asana's webhook gid (`webhooks delete`).
     async fn delete_webhook_by_asana_gid(&self, asana_gid: &str) -> Result<bool>;
 
     // --- Events API sync tokens
+    /// The Events API sync token saved for a resource.
     async fn sync_token(&self, resource_gid: &str) -> Result<Option<String>>;
+    /// Saves the Events API sync token for a resource.
     async fn set_sync_token(&self, resource_gid: &str, token: &str) -> Result<()>;
 
     // --- health

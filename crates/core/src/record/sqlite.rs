@@ -30,9 +30,10 @@ use sqlx::{
 };
 
 use super::{
-    HistoryFilter, Job, JobState, LedgerEntry, NewJob, NewLedgerEntry, QueueDepth, Result, Store,
-    StoreError, WebhookReg,
+    ClaimEpoch, Granted, HistoryFilter, Holder, Job, JobState, LedgerEntry, NewJob, NewLedgerEntry,
+    QueueDepth, Result, Store, StoreError, WebhookReg,
 };
+use crate::domain::{JobPayload, Source};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -68,8 +69,10 @@ impl SqliteStore {
         // without waiting; two processes opening a fresh file at once also race on the first
         // migration (the loser sees "table already exists", and applied on a second look).
         // Both are retried for about as long as the busy timeout.
-        let open_err =
-            |e: sqlx::Error| StoreError::Database(format!("open {}: {e}", path.display()));
+        let open_err = |source: sqlx::Error| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
         let deadline = Instant::now() + BUSY_TIMEOUT;
         let write = loop {
             let res = SqlitePoolOptions::new()
@@ -96,7 +99,7 @@ impl SqliteStore {
                     tracing::debug!(error = %e, "state migration failed, retrying");
                     tokio::time::sleep(OPEN_RETRY).await;
                 }
-                Err(e) => return Err(StoreError::Migration(e.to_string())),
+                Err(e) => return Err(StoreError::Migration(e)),
             }
         }
 
@@ -122,10 +125,7 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(opts)
             .await?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        MIGRATOR.run(&pool).await.map_err(StoreError::Migration)?;
         Ok(SqliteStore {
             write: pool.clone(),
             read: pool,
@@ -137,8 +137,10 @@ impl SqliteStore {
 fn prepare_file(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent() {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Io(format!("cannot create folder {}: {e}", parent.display()))
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Io {
+                what: "create folder",
+                path: parent.display().to_string(),
+                source: e,
             })?;
         }
     }
@@ -149,8 +151,11 @@ fn prepare_file(path: &Path) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    opts.open(path)
-        .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
+    opts.open(path).map_err(|e| StoreError::Io {
+        what: "open",
+        path: path.display().to_string(),
+        source: e,
+    })?;
     Ok(())
 }
 
@@ -195,13 +200,13 @@ fn insert_ledger<'q>(
     sqlx::query(INSERT_LEDGER)
         .bind(at)
         .bind(&e.run_id)
-        .bind(&e.source)
+        .bind(e.source.as_str())
         .bind(&e.task_gid)
         .bind(&e.assignee_gid)
         .bind(&e.email)
-        .bind(&e.target)
-        .bind(&e.action)
-        .bind(&e.outcome)
+        .bind(e.target.to_string())
+        .bind(e.action.as_str())
+        .bind(e.outcome.as_str())
         .bind(&e.error)
         .bind(&e.detail)
 }
@@ -211,13 +216,13 @@ fn ledger_from_row(r: &SqliteRow) -> Result<LedgerEntry> {
         id: r.try_get("id")?,
         at: dt(r.try_get("at")?),
         run_id: r.try_get("run_id")?,
-        source: r.try_get("source")?,
+        source: r.try_get::<&str, _>("source")?.parse()?,
         task_gid: r.try_get("task_gid")?,
         assignee_gid: r.try_get("assignee_gid")?,
         email: r.try_get("email")?,
-        target: r.try_get("target")?,
-        action: r.try_get("action")?,
-        outcome: r.try_get("outcome")?,
+        target: r.try_get::<&str, _>("target")?.parse()?,
+        action: r.try_get::<&str, _>("action")?.parse()?,
+        outcome: r.try_get::<&str, _>("outcome")?.parse()?,
         error: r.try_get("error")?,
         detail: r.try_get("detail")?,
     })
@@ -231,11 +236,11 @@ fn job_from_row(r: &SqliteRow) -> Result<Job> {
     let state: String = r.try_get("state")?;
     Ok(Job {
         id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
+        kind: r.try_get::<&str, _>("kind")?.parse()?,
         resource_gid: r.try_get("resource_gid")?,
         project_gid: r.try_get("project_gid")?,
         dedupe_key: r.try_get("dedupe_key")?,
-        payload: r.try_get("payload")?,
+        payload: read_payload(r.try_get("payload")?)?,
         attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
         state: JobState::from_str(&state)?,
         last_error: r.try_get("last_error")?,
@@ -243,6 +248,20 @@ fn job_from_row(r: &SqliteRow) -> Result<Job> {
         next_attempt_at: dt(r.try_get("next_attempt_at")?),
         lease_until: r.try_get::<Option<i64>, _>("lease_until")?.map(dt),
     })
+}
+
+/// A job's payload column: JSON of [`JobPayload`]; rows from before typed payloads that
+/// lack one read as a webhook job.
+fn read_payload(text: Option<String>) -> Result<JobPayload> {
+    match text {
+        None => Ok(JobPayload::from_source(Source::Webhook)),
+        Some(t) => serde_json::from_str(&t).map_err(StoreError::Payload),
+    }
+}
+
+fn write_payload(p: &JobPayload) -> String {
+    // A struct of strings and enums always serialises.
+    serde_json::to_string(p).unwrap_or_else(|_| String::from("{\"source\":\"webhook\"}"))
 }
 
 const WEBHOOK_COLS: &str = "id, project_gid, target, asana_gid, secret, state, created_at";
@@ -368,11 +387,11 @@ impl Store for SqliteStore {
             let mut q = sqlx::query_scalar::<_, String>(enqueue_chunk_sql());
             for j in chunk {
                 q = q
-                    .bind(&j.kind)
+                    .bind(j.kind.as_str())
                     .bind(&j.resource_gid)
                     .bind(&j.project_gid)
                     .bind(&j.dedupe_key)
-                    .bind(&j.payload);
+                    .bind(write_payload(&j.payload));
             }
             let mut inserted = q.bind(now).fetch_all(&mut *tx).await?;
             for j in chunk {
@@ -387,11 +406,11 @@ impl Store for SqliteStore {
         }
         for j in chunks.remainder() {
             let done = sqlx::query(ENQUEUE_ONE)
-                .bind(&j.kind)
+                .bind(j.kind.as_str())
                 .bind(&j.resource_gid)
                 .bind(&j.project_gid)
                 .bind(&j.dedupe_key)
-                .bind(&j.payload)
+                .bind(write_payload(&j.payload))
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -436,6 +455,20 @@ impl Store for SqliteStore {
         let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
         jobs.sort_by_key(|j| (j.next_attempt_at, j.id));
         Ok(jobs)
+    }
+
+    async fn extend_lease(&self, id: i64, lease: Duration) -> Result<bool> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_until = ?1, updated_at = ?2 \
+             WHERE id = ?3 AND state = 'running' AND lease_until > ?2",
+        )
+        .bind(now.saturating_add(dur_ms(lease)))
+        .bind(now)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn complete(&self, id: i64) -> Result<()> {
@@ -541,6 +574,96 @@ impl Store for SqliteStore {
             .execute(&self.write)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn claim_epoch(&self) -> Result<ClaimEpoch> {
+        let n: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(released_seq), 0) FROM claims")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(ClaimEpoch(n))
+    }
+
+    async fn claim_keys(
+        &self,
+        keys: &[String],
+        holder: &Holder,
+        since: ClaimEpoch,
+        lease: Duration,
+    ) -> Result<Vec<Granted>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let until = now.saturating_add(dur_ms(lease));
+        let mut granted = Vec::new();
+        // One write transaction: SQLite serialises writers, so no two holders can both see
+        // a key free. The old row is read first to tell a takeover of a dead holder's claim
+        // (stale) from a free key.
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        for key in keys {
+            let old: Option<(Option<String>, Option<i64>, i64)> = sqlx::query_as(
+                "SELECT holder, lease_until, released_seq FROM claims WHERE key = ?",
+            )
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let stale = match &old {
+                None => false,
+                Some((Some(h), _, _)) if *h == holder.0 => false,
+                Some((Some(_), Some(lease_until), _)) if *lease_until > now => continue,
+                // Held by a holder that stopped renewing: it may have acted before dying.
+                Some((Some(_), _, _)) => true,
+                Some((None, _, seq)) => *seq > since.0,
+            };
+            sqlx::query(
+                "INSERT INTO claims (key, holder, lease_until) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (key) DO UPDATE SET holder = ?2, lease_until = ?3",
+            )
+            .bind(key)
+            .bind(&holder.0)
+            .bind(until)
+            .execute(&mut *tx)
+            .await?;
+            granted.push(Granted {
+                key: key.clone(),
+                stale,
+            });
+        }
+        tx.commit().await?;
+        Ok(granted)
+    }
+
+    async fn extend_claims(&self, holder: &Holder, lease: Duration) -> Result<u64> {
+        let until = now_ms().saturating_add(dur_ms(lease));
+        let done = sqlx::query("UPDATE claims SET lease_until = ? WHERE holder = ?")
+            .bind(until)
+            .bind(&holder.0)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn release_claims(&self, keys: &[String], holder: &Holder) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(released_seq), 0) + 1 FROM claims")
+            .fetch_one(&mut *tx)
+            .await?;
+        for key in keys {
+            sqlx::query(
+                "UPDATE claims SET holder = NULL, lease_until = NULL, released_seq = ?1 \
+                 WHERE key = ?2 AND holder = ?3",
+            )
+            .bind(seq)
+            .bind(key)
+            .bind(&holder.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn expect_webhook(&self, id: &str, project_gid: &str, target: &str) -> Result<()> {

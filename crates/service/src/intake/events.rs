@@ -25,7 +25,9 @@ use bridge_core::Services;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::intake::webhook::{jobs_for_events, Source};
+use bridge_core::domain::{JobKind, JobPayload, Source};
+
+use crate::intake::webhook::{jobs_for_events, Origin};
 use crate::metrics::Metrics;
 use crate::writer::{EnqueueError, Intake};
 
@@ -69,11 +71,14 @@ pub struct Polled {
 pub fn resync_job(project: &Gid, sync: &str) -> NewJob {
     let digest = Sha256::digest(sync.as_bytes());
     NewJob {
-        kind: "project".into(),
+        kind: JobKind::Project,
         resource_gid: project.to_string(),
         project_gid: Some(project.to_string()),
         dedupe_key: format!("resync:{project}:{}", hex::encode(&digest[..12])),
-        payload: Some(serde_json::json!({ "source": "watch", "event": "resync" }).to_string()),
+        payload: JobPayload {
+            event: Some("resync".into()),
+            ..JobPayload::from_source(Source::Watch)
+        },
     }
 }
 
@@ -94,7 +99,7 @@ pub async fn poll_once(
                     .events_received
                     .get_or_create(&[("source", "watch")])
                     .inc_by(page.data.len() as u64);
-                let jobs = jobs_for_events(&page.data, project.as_str(), &Source::Watch);
+                let jobs = jobs_for_events(&page.data, project.as_str(), &Origin::Watch);
                 polled.new_jobs += intake.submit(jobs).await?.new;
                 svc.store
                     .set_sync_token(project.as_str(), &page.sync)

@@ -19,6 +19,7 @@
 use std::fmt;
 
 use asana_api::{Event, EventAction, WebhookDelivery};
+use bridge_core::domain::{JobKind, JobPayload, Source};
 use bridge_core::record::NewJob;
 use bytes::Bytes;
 use chrono::SecondsFormat;
@@ -149,9 +150,10 @@ impl Verified {
     }
 }
 
-/// Where a job came from; written to the job's payload and to the ledger's `source`.
+/// Which intake an event came through; becomes the job's [`JobPayload`] (and so the
+/// ledger's `source`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub enum Origin {
     /// A delivery to `/webhooks/asana/{id}`.
     Webhook {
         /// Our registration id.
@@ -161,12 +163,12 @@ pub enum Source {
     Watch,
 }
 
-impl Source {
-    /// `webhook` or `watch`, the ledger's vocabulary.
-    pub fn as_str(&self) -> &'static str {
+impl Origin {
+    /// The ledger's source for this intake.
+    pub fn source(&self) -> Source {
         match self {
-            Source::Webhook { .. } => "webhook",
-            Source::Watch => "watch",
+            Origin::Webhook { .. } => Source::Webhook,
+            Origin::Watch => Source::Watch,
         }
     }
 }
@@ -260,7 +262,7 @@ pub fn dedupe_key(e: &Event) -> String {
 }
 
 /// The job for one relevant event: reconcile `task` under `project`'s rule.
-pub fn job_for_event(e: &Event, project_gid: &str, source: &Source) -> Option<NewJob> {
+pub fn job_for_event(e: &Event, project_gid: &str, origin: &Origin) -> Option<NewJob> {
     if !is_relevant(e) {
         return None;
     }
@@ -268,40 +270,32 @@ pub fn job_for_event(e: &Event, project_gid: &str, source: &Source) -> Option<Ne
         Some(field) => format!("{}:{field}", e.action.as_str()),
         None => e.action.as_str().to_string(),
     };
-    let mut payload = serde_json::json!({ "source": source.as_str(), "event": what });
-    if let Source::Webhook { id } = source {
-        payload["webhook"] = serde_json::Value::from(id.as_str());
-    }
-    if let Some(at) = e.created_at {
-        payload["at"] = serde_json::Value::from(at.to_rfc3339_opts(SecondsFormat::Millis, true));
-    }
+    let payload = JobPayload {
+        source: origin.source(),
+        event: Some(what),
+        webhook: match origin {
+            Origin::Webhook { id } => Some(id.clone()),
+            Origin::Watch => None,
+        },
+        at: e
+            .created_at
+            .map(|at| at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+    };
     Some(NewJob {
-        kind: "task".into(),
+        kind: JobKind::Task,
         resource_gid: e.resource.gid.clone(),
         project_gid: Some(project_gid.to_string()),
         dedupe_key: dedupe_key(e),
-        payload: Some(payload.to_string()),
+        payload,
     })
 }
 
 /// Jobs for every relevant event, in order.
-pub fn jobs_for_events(events: &[Event], project_gid: &str, source: &Source) -> Vec<NewJob> {
+pub fn jobs_for_events(events: &[Event], project_gid: &str, origin: &Origin) -> Vec<NewJob> {
     events
         .iter()
-        .filter_map(|e| job_for_event(e, project_gid, source))
+        .filter_map(|e| job_for_event(e, project_gid, origin))
         .collect()
-}
-
-/// The ledger source recorded in a job's payload (`webhook` when absent or unreadable).
-pub fn payload_source(payload: Option<&str>) -> &'static str {
-    let source = payload
-        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
-        .and_then(|v| v.get("source").and_then(|s| s.as_str()).map(str::to_string));
-    match source.as_deref() {
-        Some("watch") => "watch",
-        Some("replay") => "replay",
-        _ => "webhook",
-    }
 }
 
 #[cfg(test)]
@@ -404,13 +398,14 @@ mod tests {
 
     #[test]
     fn only_access_relevant_events_become_jobs() {
-        let src = Source::Webhook { id: "abc".into() };
+        let src = Origin::Webhook { id: "abc".into() };
         let a = assignee_event("1201", "2024-05-01T10:00:00.123Z", "42");
         let job = job_for_event(&a, "99", &src).unwrap();
-        assert_eq!(job.kind, "task");
+        assert_eq!(job.kind, JobKind::Task);
         assert_eq!(job.resource_gid, "1201");
         assert_eq!(job.project_gid.as_deref(), Some("99"));
-        assert_eq!(payload_source(job.payload.as_deref()), "webhook");
+        assert_eq!(job.payload.source, Source::Webhook);
+        assert_eq!(job.payload.webhook.as_deref(), Some("abc"));
         let added = event(serde_json::json!({
             "resource": {"gid": "1203", "resource_type": "task"},
             "action": "added", "created_at": "2024-05-01T10:00:00.000Z",
@@ -435,8 +430,8 @@ mod tests {
             "resource": {"gid": "1203", "resource_type": "task"}, "action": "deleted"
         }));
         assert!(!is_relevant(&deleted));
-        let jobs = jobs_for_events(&[a, story, added], "99", &Source::Watch);
+        let jobs = jobs_for_events(&[a, story, added], "99", &Origin::Watch);
         assert_eq!(jobs.len(), 2);
-        assert_eq!(payload_source(jobs[1].payload.as_deref()), "watch");
+        assert_eq!(jobs[1].payload.source, Source::Watch);
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use bridge_core::domain::{JobKind, JobPayload, Source};
 use bridge_core::record::NewJob;
 use bridge_sim::{DocSpaceWorld, Fault, PersonState, SimUserType};
 
@@ -129,11 +130,11 @@ async fn jobs_for_a_project_without_a_rule_are_dead_letters_at_once() {
         .svc
         .store
         .enqueue(&[NewJob {
-            kind: "task".into(),
+            kind: JobKind::Task,
             resource_gid: app.ids.tasks[0].clone(),
             project_gid: Some(app.ids.project_without_rule.clone()),
             dedupe_key: "manual-1".into(),
-            payload: None,
+            payload: JobPayload::from_source(Source::Webhook),
         }])
         .await
         .unwrap();

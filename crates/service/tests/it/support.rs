@@ -102,11 +102,11 @@ pub async fn services(
     let store = record::open(dir.path().join("state.db").to_str().unwrap())
         .await
         .unwrap();
-    Services {
-        asana: asana_api::Client::new(a).unwrap(),
-        docspace: docspace_api::Client::new(d).unwrap(),
+    Services::new(
+        asana_api::Client::new(a).unwrap(),
+        docspace_api::Client::new(d).unwrap(),
         store,
-    }
+    )
 }
 
 pub struct TestApp {

@@ -1,0 +1,908 @@
+//! The one reconcile: `invite --task`, `sync`, the webhook task job, the watch event job
+//! and the Events API resync all call [`run`], with a [`Scope`] of one task or of whole
+//! projects.
+//!
+//! 1. **check** every room target (exists, type allows the level) — before any write;
+//! 2. **intake** the scope's tasks from Asana ([`crate::intake`]); for projects, the
+//!    portal's people and the rooms' members are read alongside the page chain;
+//! 3. **merge** assignees into one plan per email ([`crate::plan::merge`]): strongest
+//!    user type, strongest level per room; hidden emails looked up once per assignee;
+//! 4. **claim** the people in the state store, so that however many workers and processes
+//!    overlap, one of them acts for a person at a time; the others wait, then read
+//!    DocSpace again instead of trusting what they read before;
+//! 5. **act** ([`crate::act`]): resolve the people in the fewest calls, invite the absent
+//!    in batches, share each room with those below their level; every outcome goes to the
+//!    ledger ([`Ledger`]) as it happens.
+//!
+//! Re-running is always safe: DocSpace itself is the source of truth for "already there",
+//! so a run killed at any point is finished by the next one, not repeated. The future is
+//! `Send` and holds nothing that outlives it but claims, which a guard gives back when it
+//! is dropped (a job timeout, a shutdown) and which expire if the process dies.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use asana_api::Gid;
+use docspace_api::{Access, UserType};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::act::{self, invite::BatchResult, resolve::Prefetched, share::Members};
+use crate::config::{Ask, RoomTarget, Rule, SyncSettings};
+use crate::domain::{RoomId, Source};
+use crate::intake::{self, Assignment, EmailCheck};
+use crate::outcome::RoomOutcome;
+use crate::plan::{self, PersonPlan, PortalDecision, RoomDecision, TaskRef};
+use crate::record::{ClaimEpoch, Holder, Store};
+use crate::report::{Ledger, Line, ProjectError, Report, RoomLine, Summary};
+use crate::{CoreError, Outcome, Services, Transience};
+
+/// What to reconcile.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// One task, under the asks that apply to it: `invite --task` passes one built from its
+    /// flags; a webhook or watch job passes its project's rules'.
+    Task {
+        /// The task.
+        task: Gid,
+        /// The project the asks come from, for the ledger's why.
+        project: Option<Gid>,
+        /// What each applicable rule asks.
+        asks: Vec<Ask>,
+    },
+    /// Whole projects under their rules (`sync`, a resync).
+    Projects(Vec<Rule>),
+}
+
+impl Scope {
+    /// Every distinct room target of the scope.
+    fn room_targets(&self) -> Vec<RoomTarget> {
+        let rooms: Vec<&RoomTarget> = match self {
+            Scope::Task { asks, .. } => asks.iter().filter_map(|a| a.room.as_ref()).collect(),
+            Scope::Projects(rules) => rules.iter().filter_map(|r| r.room.as_ref()).collect(),
+        };
+        let mut out: Vec<RoomTarget> = Vec::new();
+        for t in rooms {
+            if !out.contains(t) {
+                out.push(t.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Hooks for a progress display; the binary draws bars only on a terminal.
+pub trait Progress: Send + Sync {
+    /// A new phase started.
+    fn phase(&self, _name: &str) {}
+    /// `n` more tasks were read.
+    fn tasks_read(&self, _n: u64) {}
+    /// How many people there are to settle.
+    fn people_total(&self, _n: u64) {}
+    /// `n` more people were settled.
+    fn people_done(&self, _n: u64) {}
+}
+
+/// No progress display.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// How to run.
+#[derive(Clone)]
+pub struct Options {
+    /// Decide and report, send nothing.
+    pub dry_run: bool,
+    /// Groups the ledger rows of this run.
+    pub run_id: String,
+    /// Who asked, for the ledger.
+    pub source: Source,
+    /// Batching and claim waits.
+    pub settings: SyncSettings,
+    /// Progress display.
+    pub progress: Arc<dyn Progress>,
+}
+
+impl Options {
+    /// Real (not dry) run options with defaults and no progress display.
+    pub fn new(run_id: impl Into<String>, source: Source) -> Options {
+        Options {
+            dry_run: false,
+            run_id: run_id.into(),
+            source,
+            settings: SyncSettings::default(),
+            progress: Arc::new(NoProgress),
+        }
+    }
+}
+
+/// How long a person's claim holds without a heartbeat (renewed every third of it while
+/// the run acts). A run that dies — SIGKILL, a lost machine — keeps the people it was
+/// working on from others for at most this long; short, so that a restarted service
+/// carries on within seconds.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(10);
+
+/// Invitation batches (and room share calls) in flight at once. The DocSpace client's
+/// write semaphore (`max_concurrent_writes`, 15 by default) caps all writes together.
+const WRITE_CONCURRENCY: usize = 8;
+
+/// Projects read at once.
+const PROJECT_CONCURRENCY: usize = 4;
+
+/// The claim key of a person.
+fn person_key(email: &str) -> String {
+    format!("person:{email}")
+}
+
+/// One task under one ask, as the intake found it.
+struct Need {
+    assignment: Assignment,
+    project: Option<Gid>,
+    ask: Ask,
+}
+
+/// What the intake gathered.
+#[derive(Default)]
+struct Gathered {
+    needs: Vec<Need>,
+    project_errors: Vec<ProjectError>,
+    completed: Vec<String>,
+    prefetched: Option<Prefetched>,
+    members: HashMap<RoomId, Result<Members, docspace_api::Error>>,
+}
+
+/// Everything a reconcile step needs.
+struct Ctx<'a> {
+    svc: &'a Services,
+    opts: &'a Options,
+    ledger: Ledger,
+}
+
+/// Runs the reconcile for `scope`. `Err` only for problems that stop it before any
+/// per-person answer exists (a bad room, an unknown task, the state database, a rejected
+/// credential); everything after is in the [`Report`].
+pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report, CoreError> {
+    let started = Instant::now();
+    let a0 = svc.asana.metrics();
+    let d0 = svc.docspace.metrics();
+    let cx = Ctx {
+        svc,
+        opts,
+        ledger: Ledger {
+            run_id: opts.run_id.clone(),
+            source: opts.source,
+        },
+    };
+
+    // 1. Rooms first: a bad target stops the run before anything is written.
+    opts.progress.phase("checking rooms");
+    for target in scope.room_targets() {
+        act::rooms::check(&svc.docspace, &svc.rooms, &target).await?;
+    }
+
+    // 2. The claim history's present, then the intake: whatever DocSpace says from here on
+    //    is judged fresh or stale against it.
+    let epoch = if opts.dry_run {
+        ClaimEpoch::default()
+    } else {
+        svc.store.claim_epoch().await?
+    };
+    let gathered = gather(&cx, scope).await?;
+    for task in &gathered.completed {
+        cx.ledger
+            .write(svc.store.as_ref(), &[cx.ledger.completed(task)])
+            .await?;
+    }
+
+    // 3. Merge into one plan per email; record the tasks with nobody to give access to.
+    let tasks_read = gathered.needs.len() as u64;
+    let (plans, mut lines) = merge_needs(&cx, &gathered.needs).await;
+    let rows: Vec<_> = lines
+        .iter()
+        .map(|l| cx.ledger.task(l, task_line_detail(l.outcome)))
+        .collect();
+    cx.ledger.write(svc.store.as_ref(), &rows).await?;
+
+    // 4 and 5. Claim, resolve, decide, act.
+    opts.progress.phase("looking people up in DocSpace");
+    opts.progress.people_total(plans.len() as u64);
+    let people = plans.len();
+    let mut person_lines =
+        settle_people(&cx, plans, gathered.prefetched, gathered.members, epoch).await?;
+    person_lines.sort_by(|a, b| a.email.cmp(&b.email));
+    lines.extend(person_lines);
+
+    let a1 = svc.asana.metrics();
+    let d1 = svc.docspace.metrics();
+    let mut summary = Summary {
+        summary: true,
+        dry_run: opts.dry_run,
+        projects: match scope {
+            Scope::Task { .. } => 0,
+            Scope::Projects(rules) => rules.len(),
+        },
+        projects_failed: gathered.project_errors.len(),
+        tasks: tasks_read,
+        people,
+        asana_calls: a1.requests - a0.requests,
+        docspace_calls: d1.requests - d0.requests,
+        asana_429: a1.rate_limited - a0.rate_limited,
+        docspace_429: d1.rate_limited - d0.rate_limited,
+        elapsed_ms: started.elapsed().as_millis(),
+        ..Summary::default()
+    };
+    for l in &lines {
+        *summary
+            .outcomes
+            .entry(l.outcome.as_str().to_string())
+            .or_default() += 1;
+        for r in &l.rooms {
+            *summary
+                .rooms
+                .entry(r.outcome.as_str().to_string())
+                .or_default() += 1;
+        }
+    }
+    Ok(Report {
+        lines,
+        project_errors: gathered.project_errors,
+        completed: gathered.completed,
+        summary,
+    })
+}
+
+fn task_line_detail(outcome: Outcome) -> Option<&'static str> {
+    match outcome {
+        Outcome::NoAssignee => Some("task has no assignee"),
+        Outcome::EmailHidden => Some("Asana does not show this assignee's email to the token"),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Intake
+
+async fn gather(cx: &Ctx<'_>, scope: &Scope) -> Result<Gathered, CoreError> {
+    match scope {
+        Scope::Task {
+            task,
+            project,
+            asks,
+        } => {
+            cx.opts.progress.phase("reading the Asana task");
+            let a = intake::read_task(&cx.svc.asana, task)
+                .await
+                .map_err(|e| match e.status() {
+                    Some(404) => CoreError::Input(format!(
+                        "Asana has no task {task} visible to this token (check the gid and that the token's user can see the project)"
+                    )),
+                    _ => CoreError::Asana(e),
+                })?;
+            cx.opts.progress.tasks_read(1);
+            let completed = a.completed == Some(true);
+            let needs: Vec<Need> = asks
+                .iter()
+                .filter(|ask| ask.include_completed || !completed)
+                .map(|ask| Need {
+                    assignment: a.clone(),
+                    project: project.clone(),
+                    ask: ask.clone(),
+                })
+                .collect();
+            let mut g = Gathered::default();
+            if needs.is_empty() && !asks.is_empty() {
+                g.completed.push(a.task_gid.clone());
+            }
+            g.needs = needs;
+            Ok(g)
+        }
+        Scope::Projects(rules) => Ok(gather_projects(cx, rules).await),
+    }
+}
+
+/// Pages every project (a few at a time; each project's pages are a sequential chain)
+/// while the DocSpace reads that do not depend on it run alongside: each target room's
+/// members, and the portal's people (see [`act::resolve::prefetch`]).
+async fn gather_projects(cx: &Ctx<'_>, rules: &[Rule]) -> Gathered {
+    cx.opts.progress.phase("reading Asana tasks");
+    let seen = Arc::new(act::resolve::Seen::default());
+    let room_ids: BTreeSet<RoomId> = rules
+        .iter()
+        .filter_map(|r| r.room.as_ref().map(|t| t.room.clone()))
+        .collect();
+    let docspace = cx.svc.docspace.clone();
+    let prefetch = {
+        let seen = seen.clone();
+        async move {
+            let members = futures::future::join_all(room_ids.into_iter().map(|id| {
+                let ds = docspace.clone();
+                async move {
+                    let m = act::share::members(&ds, &id).await;
+                    (id, m)
+                }
+            }));
+            let (people, members) =
+                futures::join!(act::resolve::prefetch(docspace.clone(), &seen), members);
+            (people, members.into_iter().collect::<HashMap<_, _>>())
+        }
+    };
+    let intake = futures::stream::iter(rules.iter().cloned().enumerate())
+        .map(|(i, rule)| {
+            let asana = cx.svc.asana.clone();
+            let progress = cx.opts.progress.clone();
+            let seen = seen.clone();
+            async move {
+                let since = if rule.include_completed {
+                    None
+                } else {
+                    Some("now")
+                };
+                let res = asana
+                    .project_tasks(&rule.project, intake::TASK_FIELDS, since)
+                    .map_ok(|t| {
+                        progress.tasks_read(1);
+                        let a = Assignment::from_task(&t);
+                        if let Some(EmailCheck::Valid(email)) =
+                            a.assignee.as_ref().map(|x| &x.email)
+                        {
+                            seen.add(email);
+                        }
+                        a
+                    })
+                    .try_collect::<Vec<_>>()
+                    .await;
+                (i, rule, res)
+            }
+        })
+        .buffer_unordered(PROJECT_CONCURRENCY)
+        .collect::<Vec<_>>();
+    let intake = async {
+        let results = intake.await;
+        seen.finish();
+        results
+    };
+    let (mut results, (prefetched, members)) = futures::join!(intake, prefetch);
+    results.sort_by_key(|(i, _, _)| *i);
+    let mut g = Gathered {
+        prefetched,
+        members,
+        ..Gathered::default()
+    };
+    for (_, rule, res) in results {
+        match res {
+            Ok(assignments) => {
+                for a in assignments {
+                    // `completed_since=now` already drops completed tasks; this guards
+                    // against a server that ignores it.
+                    if !rule.include_completed && a.completed == Some(true) {
+                        continue;
+                    }
+                    g.needs.push(Need {
+                        assignment: a,
+                        project: Some(rule.project.clone()),
+                        ask: rule.ask(),
+                    });
+                }
+            }
+            Err(e) => g.project_errors.push(ProjectError {
+                project: rule.project.to_string(),
+                error: describe_project_error(rule.project.as_str(), &e),
+                transience: (&e).into(),
+            }),
+        }
+    }
+    g
+}
+
+fn describe_project_error(project: &str, e: &asana_api::Error) -> String {
+    match e.status() {
+        Some(403) => format!(
+            "the token cannot see project {project} (403): share the project with the token's user"
+        ),
+        Some(404) => format!("Asana has no project {project} visible to this token (404)"),
+        _ => format!("Asana: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Merge
+
+/// One plan per email, and one line per task with nobody to give access to. Hidden
+/// emails are looked up once per assignee, not once per task; a lookup that fails after
+/// the client's retries is a failure to report (and retry), not a hidden email.
+async fn merge_needs(cx: &Ctx<'_>, needs: &[Need]) -> (BTreeMap<String, PersonPlan>, Vec<Line>) {
+    let mut plans = BTreeMap::new();
+    let mut lines = Vec::new();
+    let mut lined: BTreeSet<String> = BTreeSet::new();
+    let mut task_line = |lines: &mut Vec<Line>, line: Line| {
+        if lined.insert(line.task.clone()) {
+            lines.push(line);
+        }
+    };
+    let task_ref = |n: &Need| TaskRef {
+        gid: n.assignment.task_gid.clone(),
+        name: n.assignment.task_name.clone(),
+        project: n.project.clone(),
+    };
+    let mut hidden: Vec<&Need> = Vec::new();
+    for n in needs {
+        let a = &n.assignment;
+        let Some(assignee) = &a.assignee else {
+            task_line(
+                &mut lines,
+                Line::for_task(&a.task_gid, None, Outcome::NoAssignee),
+            );
+            continue;
+        };
+        match &assignee.email {
+            EmailCheck::Valid(email) => {
+                plan::merge(&mut plans, email, &assignee.gid, task_ref(n), &n.ask)
+            }
+            EmailCheck::Hidden => hidden.push(n),
+            EmailCheck::Invalid(raw) => {
+                let mut l = Line::for_task(&a.task_gid, Some(&assignee.gid), Outcome::Failed);
+                l.error = Some(plan::invalid_email_message(raw));
+                task_line(&mut lines, l);
+            }
+        }
+    }
+    let mut looked_up: HashMap<String, Result<EmailCheck, (String, Transience)>> = HashMap::new();
+    let mut still_hidden: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in hidden {
+        let a = &n.assignment;
+        let Some(assignee) = &a.assignee else {
+            continue;
+        };
+        if !looked_up.contains_key(&assignee.gid) {
+            let c = intake::lookup_email(&cx.svc.asana, &assignee.gid)
+                .await
+                .map_err(|e| {
+                    (
+                        format!("Asana: reading the assignee's email failed: {e}"),
+                        Transience::from(&e),
+                    )
+                });
+            looked_up.insert(assignee.gid.clone(), c);
+        }
+        match &looked_up[&assignee.gid] {
+            Ok(EmailCheck::Valid(email)) => {
+                plan::merge(&mut plans, email, &assignee.gid, task_ref(n), &n.ask)
+            }
+            Ok(EmailCheck::Invalid(raw)) => {
+                let mut l = Line::for_task(&a.task_gid, Some(&assignee.gid), Outcome::Failed);
+                l.error = Some(plan::invalid_email_message(raw));
+                task_line(&mut lines, l);
+            }
+            Ok(EmailCheck::Hidden) => {
+                let tasks = still_hidden.entry(assignee.gid.clone()).or_default();
+                if !tasks.contains(&a.task_gid) {
+                    tasks.push(a.task_gid.clone());
+                }
+            }
+            Err((error, transience)) => {
+                let mut l = Line::for_task(&a.task_gid, Some(&assignee.gid), Outcome::Failed);
+                l.fail(error.clone(), *transience);
+                task_line(&mut lines, l);
+            }
+        }
+    }
+    for (gid, tasks) in still_hidden {
+        let mut l = Line::for_task(&tasks[0], Some(&gid), Outcome::EmailHidden);
+        l.tasks = tasks.into_iter().take(20).collect();
+        task_line(&mut lines, l);
+    }
+    (plans, lines)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Claims
+
+/// Gives back the claims it holds when dropped — a reconcile cancelled by a job timeout
+/// or a shutdown, or stopped by an error — so nobody waits for their lease to run out.
+struct ClaimGuard {
+    store: Arc<dyn Store>,
+    holder: Holder,
+    held: Mutex<Vec<String>>,
+}
+
+impl ClaimGuard {
+    fn hold(&self, keys: &[String]) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(keys);
+    }
+
+    async fn release(&self, keys: &[String]) -> Result<(), CoreError> {
+        self.store.release_claims(keys, &self.holder).await?;
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k| !keys.contains(k));
+        Ok(())
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        let keys = std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()));
+        if keys.is_empty() {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let store = self.store.clone();
+            let holder = self.holder.clone();
+            rt.spawn(async move {
+                if let Err(e) = store.release_claims(&keys, &holder).await {
+                    tracing::warn!(error = %e, "giving back claims failed; they expire with their lease");
+                }
+            });
+        }
+    }
+}
+
+/// Runs `work` while renewing `holder`'s claims every third of [`CLAIM_LEASE`].
+async fn with_heartbeat<T>(
+    store: &dyn Store,
+    holder: &Holder,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let beat = async {
+        loop {
+            tokio::time::sleep(CLAIM_LEASE / 3).await;
+            if let Err(e) = store.extend_claims(holder, CLAIM_LEASE).await {
+                tracing::warn!(error = %e, "renewing claims failed; retrying");
+            }
+        }
+    };
+    tokio::select! {
+        out = work => out,
+        _ = beat => unreachable!("the heartbeat loop never ends"),
+    }
+}
+
+/// Claims the people, acts for those granted, waits for the others and acts for them
+/// once their holder is done (reading DocSpace again), until all are settled or
+/// [`SyncSettings::claim_wait`] has passed.
+async fn settle_people(
+    cx: &Ctx<'_>,
+    plans: BTreeMap<String, PersonPlan>,
+    prefetched: Option<Prefetched>,
+    members: HashMap<RoomId, Result<Members, docspace_api::Error>>,
+    epoch: ClaimEpoch,
+) -> Result<Vec<Line>, CoreError> {
+    if cx.opts.dry_run {
+        return act_round(cx, plans.into_values().collect(), prefetched, members).await;
+    }
+    let store = cx.svc.store.clone();
+    let guard = ClaimGuard {
+        store: store.clone(),
+        holder: Holder::new(),
+        held: Mutex::new(Vec::new()),
+    };
+    let mut pending = plans;
+    let mut prefetched = Some((prefetched, members));
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + cx.opts.settings.claim_wait;
+    let mut wait = Duration::from_millis(20);
+    while !pending.is_empty() {
+        let keys: Vec<String> = pending.keys().map(|e| person_key(e)).collect();
+        let granted = store
+            .claim_keys(&keys, &guard.holder, epoch, CLAIM_LEASE)
+            .await?;
+        // What was read before the first claim is good only for people nobody acted on
+        // since the epoch, and only in this first attempt.
+        let (first_people, first_members) = prefetched.take().unwrap_or_default();
+        if !granted.is_empty() {
+            let granted_keys: Vec<String> = granted.iter().map(|g| g.key.clone()).collect();
+            guard.hold(&granted_keys);
+            let mut fresh = Vec::new();
+            let mut stale = Vec::new();
+            for g in &granted {
+                let email = g.key.trim_start_matches("person:");
+                if let Some(p) = pending.remove(email) {
+                    if g.stale {
+                        stale.push(p);
+                    } else {
+                        fresh.push(p);
+                    }
+                }
+            }
+            let work = async {
+                let mut out = act_round(cx, fresh, first_people, first_members).await?;
+                out.extend(act_round(cx, stale, None, HashMap::new()).await?);
+                Ok::<_, CoreError>(out)
+            };
+            // Given back whether the work succeeded or not: an error must not leave others
+            // waiting for the lease (the guard covers only cancellation).
+            let out = with_heartbeat(store.as_ref(), &guard.holder, work).await;
+            guard.release(&granted_keys).await?;
+            lines.extend(out?);
+            continue;
+        }
+        if Instant::now() >= deadline {
+            let mut rows = Vec::new();
+            for p in pending.values() {
+                let mut l = Line::for_person(p, Outcome::Failed);
+                l.fail(
+                    format!(
+                        "another run has been acting for {} for longer than [sync] claim_wait_secs ({} s); nothing was sent, try again later",
+                        p.email,
+                        cx.opts.settings.claim_wait.as_secs()
+                    ),
+                    Transience::Transient,
+                );
+                rows.push(cx.ledger.portal(p, &l, false));
+                lines.push(l);
+            }
+            cx.ledger.write(store.as_ref(), &rows).await?;
+            break;
+        }
+        tracing::debug!(
+            waiting = pending.len(),
+            "people are being acted for by another run; waiting"
+        );
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_millis(500));
+    }
+    Ok(lines)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Act
+
+/// Resolves, decides and acts for people this run holds (or, in a dry run, all of them).
+async fn act_round(
+    cx: &Ctx<'_>,
+    plans: Vec<PersonPlan>,
+    prefetched: Option<Prefetched>,
+    mut members: HashMap<RoomId, Result<Members, docspace_api::Error>>,
+) -> Result<Vec<Line>, CoreError> {
+    if plans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let svc = cx.svc;
+    let dry_run = cx.opts.dry_run;
+    let store = svc.store.as_ref();
+    let emails: Vec<String> = plans.iter().map(|p| p.email.clone()).collect();
+    let plans: BTreeMap<String, PersonPlan> =
+        plans.into_iter().map(|p| (p.email.clone(), p)).collect();
+
+    // Resolve.
+    let known = match act::resolve::resolve(&svc.docspace, &emails, prefetched).await {
+        Ok(k) => k,
+        Err(e) => {
+            let mut lines = Vec::new();
+            let mut rows = Vec::new();
+            for p in plans.values() {
+                let mut l = Line::for_person(p, Outcome::Failed);
+                l.fail(format!("DocSpace: {e}"), (&e).into());
+                rows.push(cx.ledger.portal(p, &l, false));
+                lines.push(l);
+            }
+            cx.ledger.write(store, &rows).await?;
+            // A rejected key is a configuration problem (exit 2), not a per-person outcome.
+            if e.status() == Some(401) {
+                return Err(CoreError::DocSpace(e));
+            }
+            return Ok(lines);
+        }
+    };
+
+    // Decide.
+    let mut lines: BTreeMap<String, Line> = BTreeMap::new();
+    let mut to_invite: BTreeMap<u8, (UserType, Vec<String>)> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for p in plans.values() {
+        let decision = plan::decide_portal(known.get(&p.email));
+        let mut line = Line::for_person(p, decision.outcome(dry_run));
+        line.person_id = decision.person_id().map(str::to_string);
+        match &decision {
+            PortalDecision::Disabled { .. } => {
+                line.error = Some(plan::disabled_message(&p.email));
+                rows.push(cx.ledger.portal(p, &line, false));
+            }
+            PortalDecision::Invite if !dry_run => {
+                to_invite
+                    .entry(p.user_type.rank())
+                    .or_insert_with(|| (p.user_type, Vec::new()))
+                    .1
+                    .push(p.email.clone());
+            }
+            _ => rows.push(cx.ledger.portal(p, &line, false)),
+        }
+        lines.insert(p.email.clone(), line);
+    }
+    cx.ledger.write(store, &rows).await?;
+    let inviting: usize = to_invite.values().map(|(_, v)| v.len()).sum();
+    cx.opts
+        .progress
+        .people_done((plans.len() - inviting) as u64);
+
+    // Invite, each batch recorded as soon as it is answered, so a run killed midway leaves
+    // a record of every invitation it saw land.
+    if !to_invite.is_empty() {
+        cx.opts.progress.phase("inviting");
+    }
+    let batch_size = cx.opts.settings.invite_batch.max(1);
+    let batches: Vec<(UserType, Vec<String>)> = to_invite
+        .into_values()
+        .flat_map(|(t, emails)| {
+            emails
+                .chunks(batch_size)
+                .map(|c| (t, c.to_vec()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut results = std::pin::pin!(futures::stream::iter(batches)
+        .map(|(user_type, batch)| {
+            let ds = svc.docspace.clone();
+            async move {
+                let r = act::invite::invite_resilient(ds, batch.clone(), user_type).await;
+                (batch, r)
+            }
+        })
+        .buffer_unordered(WRITE_CONCURRENCY));
+    while let Some((batch, result)) = results.next().await {
+        let rows = settle_batch(cx, &plans, &mut lines, &batch, &result);
+        cx.ledger.write(store, &rows).await?;
+        cx.opts.progress.people_done(batch.len() as u64);
+    }
+
+    // Rooms: one membership read per room, then shares in batches.
+    let mut rooms_wanted: BTreeMap<RoomId, Vec<(String, Access)>> = BTreeMap::new();
+    for p in plans.values() {
+        for (room, access) in &p.rooms {
+            rooms_wanted
+                .entry(room.clone())
+                .or_default()
+                .push((p.email.clone(), *access));
+        }
+    }
+    if !rooms_wanted.is_empty() {
+        cx.opts.progress.phase("sharing rooms");
+    }
+    for (room, wanted) in rooms_wanted {
+        let current = match members.remove(&room) {
+            Some(m) => m,
+            None => act::share::members(&svc.docspace, &room).await,
+        };
+        share_room(cx, &plans, &mut lines, &room, &wanted, current).await?;
+    }
+    Ok(lines.into_values().collect())
+}
+
+/// Turns one invitation batch's answer into outcomes and ledger rows.
+fn settle_batch(
+    cx: &Ctx<'_>,
+    plans: &BTreeMap<String, PersonPlan>,
+    lines: &mut BTreeMap<String, Line>,
+    batch: &[String],
+    result: &BatchResult,
+) -> Vec<crate::record::NewLedgerEntry> {
+    let mut rows = Vec::with_capacity(batch.len());
+    for email in batch {
+        let (Some(line), Some(p)) = (lines.get_mut(email), plans.get(email)) else {
+            continue;
+        };
+        match result.ids.get(email) {
+            Some(id) => {
+                line.outcome = Outcome::Invited;
+                line.person_id = Some(id.clone());
+            }
+            None => match (result.refused.get(email), &result.error) {
+                (Some(refused), _) => line.fail(refused.clone(), Transience::Permanent),
+                (None, Some((error, transience))) => line.fail(error.clone(), *transience),
+                // Possibly not visible yet: a later attempt looks the person up again (and
+                // re-inviting a pending address is a no-op in DocSpace).
+                (None, None) => line.fail(
+                    format!(
+                        "DocSpace accepted the invitation for {email} but does not list the person afterwards"
+                    ),
+                    Transience::Transient,
+                ),
+            },
+        }
+        rows.push(cx.ledger.portal(p, line, true));
+    }
+    rows
+}
+
+/// Shares one room with the people who want it and are below their level.
+async fn share_room(
+    cx: &Ctx<'_>,
+    plans: &BTreeMap<String, PersonPlan>,
+    lines: &mut BTreeMap<String, Line>,
+    room: &RoomId,
+    wanted: &[(String, Access)],
+    current: Result<Members, docspace_api::Error>,
+) -> Result<(), CoreError> {
+    let room_line = |access: Access, outcome: RoomOutcome| RoomLine {
+        id: room.clone(),
+        access: access.as_str().to_string(),
+        outcome,
+        error: None,
+        transience: Transience::Permanent,
+    };
+    let mut grants: Vec<(String, Access, String)> = Vec::new(); // (person id, access, email)
+    match &current {
+        Err(e) => {
+            for (email, access) in wanted {
+                if let Some(line) = lines.get_mut(email) {
+                    let mut r = room_line(*access, RoomOutcome::Failed);
+                    r.error = Some(format!("DocSpace: {e}"));
+                    r.transience = e.into();
+                    line.rooms.push(r);
+                }
+            }
+        }
+        Ok(members) => {
+            for (email, access) in wanted {
+                let Some(line) = lines.get_mut(email) else {
+                    continue;
+                };
+                if line.outcome == Outcome::Failed {
+                    line.rooms.push(room_line(*access, RoomOutcome::Skipped));
+                    continue;
+                }
+                let Some(id) = line.person_id.clone() else {
+                    // A dry run of a person not yet on the portal: the share would follow.
+                    line.rooms.push(room_line(*access, RoomOutcome::DryRun));
+                    continue;
+                };
+                match plan::decide_room(members.get(&id).copied(), *access) {
+                    RoomDecision::AlreadyShared => line
+                        .rooms
+                        .push(room_line(*access, RoomOutcome::AlreadyShared)),
+                    RoomDecision::Share if cx.opts.dry_run => {
+                        line.rooms.push(room_line(*access, RoomOutcome::DryRun))
+                    }
+                    RoomDecision::Share => grants.push((id, *access, email.clone())),
+                }
+            }
+        }
+    }
+    // One call per SHARE_BATCH people, a few at a time; a failed call fails only its own
+    // people.
+    let chunks: Vec<Vec<(String, Access, String)>> = grants
+        .chunks(act::share::SHARE_BATCH)
+        .map(<[_]>::to_vec)
+        .collect();
+    let shared: Vec<_> = futures::stream::iter(chunks)
+        .map(|chunk| {
+            let ds = cx.svc.docspace.clone();
+            let room = room.clone();
+            async move {
+                let grants = chunk.iter().map(|(id, a, _)| (id.clone(), *a)).collect();
+                let res = act::share::share(ds, room, grants).await;
+                (chunk, res)
+            }
+        })
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    for (chunk, res) in shared {
+        for (_, access, email) in chunk {
+            if let Some(line) = lines.get_mut(&email) {
+                line.rooms.push(match &res {
+                    Ok(()) => room_line(access, RoomOutcome::Shared),
+                    Err(e) => {
+                        let mut r = room_line(access, RoomOutcome::Failed);
+                        r.error = Some(format!("DocSpace: {e}"));
+                        r.transience = e.into();
+                        r
+                    }
+                });
+            }
+        }
+    }
+    let rows: Vec<_> = wanted
+        .iter()
+        .filter_map(|(email, _)| {
+            let line = lines.get(email)?;
+            let r = line.rooms.iter().find(|r| &r.id == room)?;
+            Some(cx.ledger.room(plans.get(email)?, line, r))
+        })
+        .collect();
+    cx.ledger.write(cx.svc.store.as_ref(), &rows).await?;
+    Ok(())
+}

@@ -1,0 +1,329 @@
+//! What a reconcile reports — one [`Line`] per person (or per task with nobody to give
+//! access to), project errors and a [`Summary`] — and the only place ledger rows are
+//! built ([`Ledger`]), so every path records the same actions with the same words.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::domain::{Action, Recorded, RoomId, Source, Target};
+use crate::outcome::RoomOutcome;
+use crate::plan::PersonPlan;
+use crate::record::{NewLedgerEntry, Store, StoreError};
+use crate::{Outcome, Transience};
+
+/// One output line: the brief's JSON contract (`task`, `email`, `outcome`, `error`) plus
+/// the person's id, type, tasks and rooms.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    /// The first task (in intake order) that gives this person access.
+    pub task: String,
+    /// The assignee's email, when visible.
+    pub email: Option<String>,
+    /// What happened to portal access.
+    pub outcome: Outcome,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The Asana user gid of the assignee.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    /// The person's DocSpace id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<String>,
+    /// The type they were (or would be) invited as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
+    /// Every task that grants this person access (at most 20 in output).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<String>,
+    /// What happened in each room.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rooms: Vec<RoomLine>,
+    /// Whether the portal failure may pass by itself. Not part of the JSON contract.
+    #[serde(skip)]
+    pub transience: Transience,
+}
+
+/// What happened in one room for one person.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomLine {
+    /// The room.
+    pub id: RoomId,
+    /// The level wanted.
+    pub access: String,
+    /// What happened.
+    pub outcome: RoomOutcome,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether the failure may pass by itself. Not part of the JSON contract.
+    #[serde(skip)]
+    pub transience: Transience,
+}
+
+/// Output shows at most this many of a person's tasks.
+const TASKS_SHOWN: usize = 20;
+
+impl Line {
+    /// A line for a task with nobody to give access to (or whose email is unusable).
+    pub fn for_task(task: &str, assignee: Option<&str>, outcome: Outcome) -> Line {
+        Line {
+            task: task.to_string(),
+            email: None,
+            outcome,
+            error: None,
+            assignee: assignee.map(str::to_string),
+            person_id: None,
+            user_type: None,
+            tasks: Vec::new(),
+            rooms: Vec::new(),
+            transience: Transience::Permanent,
+        }
+    }
+
+    /// A line for a person about to be decided.
+    pub fn for_person(p: &PersonPlan, outcome: Outcome) -> Line {
+        Line {
+            task: p.first_task().to_string(),
+            email: Some(p.email.clone()),
+            outcome,
+            error: None,
+            assignee: Some(p.assignee.clone()),
+            person_id: None,
+            user_type: Some(p.user_type.as_str().to_string()),
+            tasks: p
+                .tasks
+                .iter()
+                .take(TASKS_SHOWN)
+                .map(|t| t.gid.clone())
+                .collect(),
+            rooms: Vec::new(),
+            transience: Transience::Permanent,
+        }
+    }
+
+    /// Marks the portal step failed.
+    pub fn fail(&mut self, error: String, transience: Transience) {
+        self.outcome = Outcome::Failed;
+        self.error = Some(error);
+        self.transience = transience;
+    }
+
+    /// Whether anything on this line failed.
+    pub fn failed(&self) -> bool {
+        self.outcome == Outcome::Failed
+            || self.rooms.iter().any(|r| r.outcome == RoomOutcome::Failed)
+    }
+
+    /// The worst transience of the portal step and the rooms.
+    pub fn transience(&self) -> Transience {
+        self.rooms
+            .iter()
+            .fold(self.transience, |t, r| t.worst(r.transience))
+    }
+}
+
+/// A project whose tasks could not be read.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectError {
+    /// The project gid.
+    pub project: String,
+    /// What went wrong, with what to do about it.
+    pub error: String,
+    /// Whether reading it again later may work. Not part of the JSON contract.
+    #[serde(skip)]
+    pub transience: Transience,
+}
+
+/// The last `--json` object of `sync` (`"summary": true`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Always `true`: tells the summary from person lines.
+    pub summary: bool,
+    /// Nothing was sent.
+    pub dry_run: bool,
+    /// Projects in scope.
+    pub projects: usize,
+    /// Projects that could not be read.
+    pub projects_failed: usize,
+    /// Tasks read.
+    pub tasks: u64,
+    /// Distinct people.
+    pub people: usize,
+    /// Lines per outcome.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Room lines per outcome.
+    pub rooms: BTreeMap<String, u64>,
+    /// Asana requests made.
+    pub asana_calls: u64,
+    /// DocSpace requests made.
+    pub docspace_calls: u64,
+    /// Asana 429s met.
+    pub asana_429: u64,
+    /// DocSpace 429s met.
+    pub docspace_429: u64,
+    /// Wall time.
+    pub elapsed_ms: u128,
+}
+
+/// Everything one reconcile did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// One per person, then one per task with nobody to give access to.
+    pub lines: Vec<Line>,
+    /// Projects that could not be read.
+    pub project_errors: Vec<ProjectError>,
+    /// Tasks left alone because they are completed and no rule includes completed tasks.
+    pub completed: Vec<String>,
+    /// Counts and costs.
+    pub summary: Summary,
+}
+
+impl Report {
+    /// 0 when everything is done or already there; 1 when anything failed.
+    pub fn exit_code(&self) -> i32 {
+        if self.lines.iter().any(Line::failed) || !self.project_errors.is_empty() {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// Whether a queue worker should run the same work again later, and why: the worst
+    /// transience among the failed lines and project errors, with their first error.
+    pub fn retry(&self) -> Option<(Transience, String)> {
+        let mut worst = Transience::Permanent;
+        let mut first: Option<String> = None;
+        for l in self.lines.iter().filter(|l| l.failed()) {
+            let t = l.transience();
+            if t.is_retryable() {
+                worst = worst.worst(t);
+                first.get_or_insert_with(|| {
+                    l.error
+                        .clone()
+                        .or_else(|| l.rooms.iter().find_map(|r| r.error.clone()))
+                        .unwrap_or_else(|| "temporary failure".into())
+                });
+            }
+        }
+        for e in &self.project_errors {
+            if e.transience.is_retryable() {
+                worst = worst.worst(e.transience);
+                first.get_or_insert_with(|| e.error.clone());
+            }
+        }
+        first.map(|e| (worst, e))
+    }
+}
+
+/// Builds and writes the ledger rows of one run: the only place a [`NewLedgerEntry`] for
+/// a person or task is made.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    /// Groups the rows of one run.
+    pub run_id: String,
+    /// Who asked.
+    pub source: Source,
+}
+
+impl Ledger {
+    fn row(
+        &self,
+        line: &Line,
+        target: Target,
+        action: Action,
+        outcome: Recorded,
+        error: Option<String>,
+        detail: Option<String>,
+    ) -> NewLedgerEntry {
+        NewLedgerEntry {
+            run_id: self.run_id.clone(),
+            source: self.source,
+            task_gid: Some(line.task.clone()).filter(|t| !t.is_empty()),
+            assignee_gid: line.assignee.clone(),
+            email: line.email.clone(),
+            target,
+            action,
+            outcome,
+            error,
+            detail,
+        }
+    }
+
+    /// The portal row of a person. `sent` says whether an invitation was sent (or tried).
+    pub fn portal(&self, plan: &PersonPlan, line: &Line, sent: bool) -> NewLedgerEntry {
+        let action = match line.outcome {
+            Outcome::DryRun => Action::Plan,
+            _ if sent => Action::Invite,
+            _ => Action::Skip,
+        };
+        self.row(
+            line,
+            Target::Portal,
+            action,
+            line.outcome.into(),
+            line.error.clone(),
+            Some(plan.because()),
+        )
+    }
+
+    /// The row of one room for one person.
+    pub fn room(&self, plan: &PersonPlan, line: &Line, room: &RoomLine) -> NewLedgerEntry {
+        let action = match room.outcome {
+            RoomOutcome::Shared | RoomOutcome::Failed => Action::Share,
+            RoomOutcome::DryRun => Action::Plan,
+            RoomOutcome::AlreadyShared | RoomOutcome::Skipped => Action::Skip,
+        };
+        let level = room
+            .access
+            .parse::<docspace_api::Access>()
+            .map_or(-1, |a| a.as_i32());
+        self.row(
+            line,
+            Target::Room(room.id.clone()),
+            action,
+            room.outcome.into(),
+            room.error.clone(),
+            Some(format!(
+                "access={} ({level}); {}",
+                room.access,
+                plan.because()
+            )),
+        )
+    }
+
+    /// The row of a task with nobody to give access to.
+    pub fn task(&self, line: &Line, detail: Option<&str>) -> NewLedgerEntry {
+        self.row(
+            line,
+            Target::Portal,
+            Action::Skip,
+            line.outcome.into(),
+            line.error.clone(),
+            detail.map(str::to_string),
+        )
+    }
+
+    /// The row of a task left alone because it is completed.
+    pub fn completed(&self, task: &str) -> NewLedgerEntry {
+        let line = Line::for_task(task, None, Outcome::NoAssignee);
+        self.row(
+            &line,
+            Target::Portal,
+            Action::Skip,
+            Recorded::Completed,
+            None,
+            Some("task is completed and its rule has include_completed = false".into()),
+        )
+    }
+
+    /// Writes rows in one transaction.
+    pub async fn write(
+        &self,
+        store: &dyn Store,
+        rows: &[NewLedgerEntry],
+    ) -> Result<(), StoreError> {
+        store.record_many(rows).await
+    }
+}
