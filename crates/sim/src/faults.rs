@@ -34,7 +34,12 @@ pub struct Fault {
 pub enum FaultKind {
     /// Answer with this status and the API's own error envelope, without running the handler.
     /// `retry_after` (seconds) adds a `Retry-After` header.
-    Status { code: u16, retry_after: Option<u64> },
+    Status {
+        /// The HTTP status.
+        code: u16,
+        /// Seconds for the `Retry-After` header, if any.
+        retry_after: Option<u64>,
+    },
     /// Close the connection without writing any response, as a crashed proxy would.
     Drop,
     /// Wait this long before handling the request normally (on top of the sim's latency).
@@ -117,12 +122,21 @@ impl Fault {
 /// Why a fault description given on a command line could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum FaultParseError {
+    /// No `kind=`: nothing says what the fault does.
     #[error("fault spec is missing `kind=` (e.g. `kind=503`, `kind=drop`, `kind=delay,ms=500`)")]
     MissingKind,
+    /// A key the parser does not know (likely a typo).
     #[error("unknown fault key `{0}` (expected kind, retry_after, ms, method, path, p, times)")]
     UnknownKey(String),
+    /// A known key with a value that does not parse.
     #[error("invalid value `{value}` for fault key `{key}`")]
-    BadValue { key: String, value: String },
+    BadValue {
+        /// The key.
+        key: String,
+        /// The value that did not parse.
+        value: String,
+    },
+    /// `kind=delay` without how long.
     #[error("`kind=delay` needs `ms=<milliseconds>`")]
     MissingDelay,
 }

@@ -16,6 +16,9 @@
 //! # let _ = ids; Ok(()) }
 //! ```
 
+// Every public item says what it is for: the sim is the API the tests and `demo` are
+// written against.
+#![deny(missing_docs)]
 // Handlers return `Result<_, Response>` so an early error is already the vendor's answer;
 // boxing every `Response` would only add noise to code that is not performance-critical.
 #![allow(clippy::result_large_err)]

@@ -17,6 +17,7 @@ pub const CUSTOM_ROOM: u8 = 5;
 /// Gids and ids of the demo world, named by the case each one exercises.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DemoIds {
+    /// The demo workspace.
     pub workspace: String,
     /// The token's own user (`me`).
     pub me: String,
@@ -51,24 +52,41 @@ pub struct DemoIds {
     /// In `project_onboarding`, the active member again.
     pub task_onboarding_active: String,
 
+    /// `task_new_assignee`'s assignee (Alice, not in DocSpace).
     pub user_new: String,
+    /// `task_active_member`'s assignee (Bob, active in DocSpace).
     pub user_active: String,
+    /// `task_pending`'s assignee (Carol, invited and pending in DocSpace).
     pub user_pending: String,
+    /// `task_disabled`'s assignee (Dave, disabled in DocSpace).
     pub user_disabled: String,
+    /// `task_hidden_email`'s assignee (Erin, whose email Asana hides).
     pub user_hidden_email: String,
+    /// `task_completed`'s assignee (Heidi), on no open task.
     pub user_completed_only: String,
+    /// `task_onboarding_new`'s assignee (Frank, not in DocSpace).
     pub user_onboarding_new: String,
 
+    /// The email of `user_new`.
     pub email_new: String,
+    /// The email of `user_active`.
     pub email_active: String,
+    /// The email of `user_pending`.
     pub email_pending: String,
+    /// The email of `user_disabled`.
     pub email_disabled: String,
+    /// The email of `user_completed_only`.
     pub email_completed_only: String,
+    /// The email of `user_onboarding_new`.
     pub email_onboarding_new: String,
 
+    /// Id of the DocSpace portal owner (the API key's user).
     pub docspace_owner: String,
+    /// DocSpace id of `user_active`'s person (active).
     pub person_active: String,
+    /// DocSpace id of `user_pending`'s person (pending).
     pub person_pending: String,
+    /// DocSpace id of `user_disabled`'s person (disabled).
     pub person_disabled: String,
 }
 
@@ -175,13 +193,17 @@ pub fn demo() -> (AsanaWorld, DocSpaceWorld, DemoIds) {
 /// Ids of a `bench()` world.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchIds {
+    /// The bench workspace.
     pub workspace: String,
+    /// The one project every task is in.
     pub project: String,
+    /// The room a rule maps the project to.
     pub room: String,
     /// Every assignee's email, in user order.
     pub assignee_emails: Vec<String>,
     /// The subset already active in DocSpace.
     pub existing_emails: Vec<String>,
+    /// How many tasks the project has.
     pub task_count: usize,
 }
 

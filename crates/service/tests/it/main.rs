@@ -1,6 +1,6 @@
 //! Integration tests of the webhook service: the real axum service on port 0 against the
 //! in-process simulators, one state database per test, all in parallel.
-//! (The SIGKILL test runs the real binary: `crates/cli/tests/serve_sigkill.rs`.)
+//! (The SIGKILL test runs the real binary: `crates/cli/tests/it/serve_sigkill.rs`.)
 
 mod dedupe;
 mod handshake;

@@ -100,19 +100,25 @@ impl Default for AsanaSimOptions {
 /// One attempt to deliver to a webhook target, for tests to inspect.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeliveryAttempt {
+    /// Gid of the webhook delivered to.
     pub webhook: String,
+    /// The URL the body was posted to.
     pub target: String,
     /// HTTP status answered; `None` when the request failed or timed out.
     pub status: Option<u16>,
     /// Whether this attempt counted as delivered (2xx within the timeout).
     pub ok: bool,
+    /// How many events the body carried (0 for a heartbeat).
     pub events: usize,
     /// 1 for the first try of a body, 2 for its first retry, and so on.
     pub attempt: u32,
+    /// An empty `{"events":[]}` body sent to keep the webhook alive.
     pub heartbeat: bool,
     /// A deliberate duplicate sent because of `redeliver_probability`.
     pub redelivery: bool,
+    /// The transport error, when the request got no answer (refused, timed out).
     pub error: Option<String>,
+    /// When the attempt was made.
     pub at: DateTime<Utc>,
 }
 
@@ -230,6 +236,7 @@ impl AsanaSim {
         format!("http://{}/api/1.0", self.running.addr)
     }
 
+    /// The bound address, for restarting a simulator on the same port.
     pub fn addr(&self) -> SocketAddr {
         self.running.addr
     }
@@ -239,6 +246,7 @@ impl AsanaSim {
         self.harness.log.snapshot()
     }
 
+    /// Forgets the request log, so a test can assert on what a later step sends.
     pub fn clear_requests(&self) {
         self.harness.log.clear();
     }

@@ -14,60 +14,88 @@ use serde_json::{json, Value};
 /// Why a world helper could not apply a change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WorldError {
+    /// No task has this gid.
     #[error("unknown task {0}")]
     UnknownTask(String),
+    /// No user has this gid.
     #[error("unknown user {0}")]
     UnknownUser(String),
+    /// No project has this gid.
     #[error("unknown project {0}")]
     UnknownProject(String),
 }
 
+/// An Asana workspace (or organization), the scope users are added to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Workspace {
+    /// Asana's numeric-string id.
     pub gid: String,
+    /// Display name.
     pub name: String,
+    /// Whether it is an organization (a domain-bound workspace).
     pub is_organization: bool,
 }
 
+/// An Asana user: whose email a task's assignee resolves to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AsanaUser {
+    /// Asana's numeric-string id.
     pub gid: String,
+    /// Display name.
     pub name: String,
     /// `None` models a user whose email the API does not show: responses simply lack the key.
     pub email: Option<String>,
+    /// Gids of the workspaces the user belongs to.
     pub workspaces: Vec<String>,
 }
 
+/// A project: the unit `[[rules]]` map to a room.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Project {
+    /// Asana's numeric-string id.
     pub gid: String,
+    /// Display name.
     pub name: String,
+    /// Gid of the workspace it belongs to.
     pub workspace: String,
     /// The token's user cannot see this project: every read answers 403.
     pub no_access: bool,
 }
 
+/// A task: its assignee is who gets invited.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Task {
+    /// Asana's numeric-string id.
     pub gid: String,
+    /// Display name.
     pub name: String,
+    /// Gid of the assigned user, if any.
     pub assignee: Option<String>,
+    /// Completed tasks are skipped by `completed_since=now`.
     pub completed: bool,
+    /// When it was completed, if it is.
     pub completed_at: Option<DateTime<Utc>>,
+    /// Gids of the projects it is in.
     pub projects: Vec<String>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it last changed.
     pub modified_at: DateTime<Utc>,
 }
 
 /// A webhook's event filter (`WebhookFilter`); an event passes if it matches any filter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WebhookFilter {
+    /// Only events on this resource type (`task`, `project`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_type: Option<String>,
+    /// Only events on this subtype (`default_task`, `milestone`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_subtype: Option<String>,
+    /// Only this action (`added`, `changed`, `removed`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// For `changed`: only changes of one of these fields (`assignee`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<String>>,
 }
@@ -93,18 +121,28 @@ impl WebhookFilter {
 /// A registered webhook and its delivery bookkeeping.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Webhook {
+    /// Asana's numeric-string id.
     pub gid: String,
+    /// Gid of the watched resource (a project, a task or a workspace).
     pub resource: String,
+    /// The URL deliveries are posted to.
     pub target: String,
     /// The handshake secret; deliveries are signed with it.
     #[serde(skip)]
     pub secret: String,
+    /// Which events are delivered; empty means all of the resource's events.
     pub filters: Vec<WebhookFilter>,
+    /// Whether deliveries are still attempted.
     pub active: bool,
+    /// When it was registered.
     pub created_at: DateTime<Utc>,
+    /// When a delivery last succeeded.
     pub last_success_at: Option<DateTime<Utc>>,
+    /// When a delivery last failed.
     pub last_failure_at: Option<DateTime<Utc>>,
+    /// What the target answered the last failed delivery, as Asana reports it.
     pub last_failure_content: String,
+    /// Failed delivery attempts since the last success, as Asana reports it.
     pub delivery_retry_count: u32,
     /// Index into `AsanaWorld::events` of the next event not yet handed to delivery.
     pub(crate) cursor: usize,
@@ -121,16 +159,23 @@ impl Webhook {
 /// One entry of the event journal (`EventResponse`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
+    /// Gid of the user who made the change.
     pub user: Option<String>,
+    /// Gid of the changed resource.
     pub resource_gid: String,
+    /// Its type (`task`, ...).
     pub resource_type: String,
+    /// Its subtype (`default_task`, ...).
     pub resource_subtype: String,
+    /// What happened: `added` or `changed` (the two the sim produces).
     pub action: String,
     /// `(gid, resource_type)` of the parent, for `added`/`removed`.
     pub parent: Option<(String, String)>,
+    /// For `changed`: the field that changed (`assignee`, `completed`, ...).
     pub field: Option<String>,
     /// `(gid, resource_type)` of the new value when it is a resource (an assignee).
     pub new_value: Option<(String, String)>,
+    /// When it happened.
     pub created_at: DateTime<Utc>,
     /// Resource gids this event is visible on: the task itself and its projects.
     pub scopes: Vec<String>,
@@ -171,10 +216,15 @@ pub(crate) fn rfc3339_millis(t: &DateTime<Utc>) -> String {
 /// Everything the Asana simulator serves.
 #[derive(Debug, Clone, Serialize)]
 pub struct AsanaWorld {
+    /// Workspaces by gid.
     pub workspaces: BTreeMap<String, Workspace>,
+    /// Users by gid.
     pub users: BTreeMap<String, AsanaUser>,
+    /// Projects by gid.
     pub projects: BTreeMap<String, Project>,
+    /// Tasks by gid.
     pub tasks: BTreeMap<String, Task>,
+    /// Registered webhooks by gid.
     pub webhooks: BTreeMap<String, Webhook>,
     /// The event journal, oldest first.
     pub events: Vec<Event>,

@@ -99,6 +99,7 @@ impl DocSpaceSim {
         format!("http://{}", self.running.addr)
     }
 
+    /// The bound address, for restarting a simulator on the same port.
     pub fn addr(&self) -> SocketAddr {
         self.running.addr
     }
@@ -108,6 +109,7 @@ impl DocSpaceSim {
         self.harness.log.snapshot()
     }
 
+    /// Forgets the request log, so a test can assert on what a later step sends.
     pub fn clear_requests(&self) {
         self.harness.log.clear();
     }

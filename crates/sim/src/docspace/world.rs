@@ -73,14 +73,21 @@ pub enum PersonState {
 pub struct Person {
     /// A UUID string.
     pub id: String,
+    /// The login email; lookups ignore its case.
     pub email: String,
     /// Empty for people who have not accepted an invitation yet, as on the real server.
     pub first_name: String,
+    /// Empty until the invitation is accepted, like `first_name`.
     pub last_name: String,
+    /// What the person may be given in rooms (and what they cost).
     pub user_type: SimUserType,
+    /// Active, pending (invited) or disabled.
     pub state: PersonState,
+    /// The portal owner, who the API key authenticates as (one, made by `with_owner`).
     pub is_owner: bool,
+    /// When the account was created.
     pub registered_at: DateTime<Utc>,
+    /// The `culture` the invitation asked for (served as `cultureName`, default `en-US`).
     pub culture: Option<String>,
 }
 
@@ -102,12 +109,14 @@ impl Person {
 pub struct Room {
     /// The integer id, as a string.
     pub id: String,
+    /// Display name.
     pub title: String,
     /// `RoomType`: 1 FillingForms, 2 Editing (collaboration), 5 Custom, 6 Public, 8 VDR, 9 AI.
     pub room_type: u8,
     /// Person id → `FileShare` access integer. The creator (the portal owner) is a member
     /// with RoomManager (9), as on a real portal.
     pub members: BTreeMap<String, u8>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
@@ -121,22 +130,30 @@ pub enum InviteOutcome {
     /// An existing person was raised to a higher type; no e-mail.
     Upgraded,
     /// The invitation failed the request with this status.
-    Rejected { status: u16, message: String },
+    Rejected {
+        /// The HTTP status of the answer.
+        status: u16,
+        /// The error message of the answer.
+        message: String,
+    },
 }
 
 /// One invitation as the invite endpoint received it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InviteRecord {
+    /// The invitation's email.
     pub email: String,
     /// The `type` value exactly as sent (a JSON number, a string, or `null` when absent),
     /// so tests can assert that clients send integers.
     pub type_sent: Value,
+    /// What the endpoint did with it.
     pub outcome: InviteOutcome,
 }
 
 /// One entry of a `PUT /files/rooms/{id}/share` request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShareRecord {
+    /// Id of the room the request addressed.
     pub room: String,
     /// The `id` or, when absent, the `email` of the invitation.
     pub subject: String,
@@ -150,7 +167,9 @@ pub struct ShareRecord {
 /// The whole portal.
 #[derive(Debug, Clone, Serialize)]
 pub struct DocSpaceWorld {
+    /// Everyone on the portal, the owner first.
     pub people: Vec<Person>,
+    /// Every room, in creation order.
     pub rooms: Vec<Room>,
     /// Every invitation the invite endpoint processed, in order.
     pub invite_log: Vec<InviteRecord>,
@@ -263,20 +282,24 @@ impl DocSpaceWorld {
             .find(|p| p.email.eq_ignore_ascii_case(email.trim()))
     }
 
+    /// The person with this id (case-insensitive, as UUIDs are).
     pub fn person(&self, id: &str) -> Option<&Person> {
         self.people.iter().find(|p| p.id.eq_ignore_ascii_case(id))
     }
 
+    /// [`DocSpaceWorld::person`], for changing a person in a test.
     pub fn person_mut(&mut self, id: &str) -> Option<&mut Person> {
         self.people
             .iter_mut()
             .find(|p| p.id.eq_ignore_ascii_case(id))
     }
 
+    /// The room with this id.
     pub fn room(&self, id: &str) -> Option<&Room> {
         self.rooms.iter().find(|r| r.id == id)
     }
 
+    /// [`DocSpaceWorld::room`], for changing a room in a test.
     pub fn room_mut(&mut self, id: &str) -> Option<&mut Room> {
         self.rooms.iter_mut().find(|r| r.id == id)
     }

@@ -2,11 +2,10 @@
 //! rooms refused before anything is sent; a project the token cannot see reported while
 //! the others complete.
 
-mod support_sync;
-
 use bridge_sim::{seed, AsanaWorld, DocSpaceWorld, PersonState, SimUserType};
 use serde_json::Value;
-use support_sync::{assert_each_once, new_people, rules, Env};
+
+use crate::harness::{assert_each_once, new_people, rules, Sims};
 
 /// `sync --dry-run` sends no write; `sync` then invites each new person exactly once and
 /// shares the room; a second `sync` makes no write at all; `history` says why each person
@@ -14,7 +13,7 @@ use support_sync::{assert_each_once, new_people, rules, Env};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_then_sync_invites_once_then_second_sync_writes_nothing_and_history_explains() {
     let (aw, dw, ids) = seed::bench(300, 30, 0.5);
-    let env = Env::start(aw, dw, Default::default(), Default::default()).await;
+    let env = Sims::start(aw, dw, (), Default::default(), Default::default()).await;
     env.write_config(&format!(
         "[asana]\nrequests_per_minute = 1500\n\n{}",
         rules(&[(&ids.project, Some(&ids.room))])
@@ -24,7 +23,7 @@ async fn dry_run_then_sync_invites_once_then_second_sync_writes_nothing_and_hist
 
     // 1. Dry run: the plan, and nothing sent.
     let dry = env.run(&["--json", "sync", "--dry-run"]).await;
-    dry.assert_code(0);
+    dry.expect_code(0);
     assert!(
         env.docspace_writes().is_empty(),
         "{:?}",
@@ -48,7 +47,7 @@ async fn dry_run_then_sync_invites_once_then_second_sync_writes_nothing_and_hist
 
     // 2. The real run: each new person invited once, with an integer type, room shared.
     let real = env.run(&["--json", "sync"]).await;
-    real.assert_code(0);
+    real.expect_code(0);
     assert_each_once(&env.invitations_sent(), &new);
     assert_eq!(real.outcomes().get("invited"), Some(&15));
     assert_eq!(real.outcomes().get("already_member"), Some(&15));
@@ -67,7 +66,7 @@ async fn dry_run_then_sync_invites_once_then_second_sync_writes_nothing_and_hist
     // 3. A second run: no write at all.
     env.docspace.clear_requests();
     let second = env.run(&["--json", "sync"]).await;
-    second.assert_code(0);
+    second.expect_code(0);
     assert!(
         env.docspace_writes().is_empty(),
         "{:?}",
@@ -91,8 +90,8 @@ async fn dry_run_then_sync_invites_once_then_second_sync_writes_nothing_and_hist
     };
     for email in &new {
         let h = env.run(&["--json", "history", "--email", email]).await;
-        h.assert_code(0);
-        let rows = h.json_lines();
+        h.expect_code(0);
+        let rows = h.json();
         let invites: Vec<&Value> = rows
             .iter()
             .filter(|r| r["target"] == "portal" && r["action"] == "invite")
@@ -119,13 +118,12 @@ async fn dry_run_then_sync_invites_once_then_second_sync_writes_nothing_and_hist
     }
     // And in human form.
     let h = env.run(&["history", "--email", &new[0]]).await;
-    h.assert_code(0);
+    h.expect_code(0);
     assert!(
         h.stdout.lines().any(|l| l.contains(" invite ")
             && l.contains("invited")
             && l.contains("assigned task")),
-        "{}",
-        h.describe()
+        "{h}"
     );
 }
 
@@ -135,7 +133,7 @@ async fn dry_run_then_sync_invites_once_then_second_sync_writes_nothing_and_hist
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_room_access_names_are_refused_before_any_call() {
     let (aw, dw, ids) = seed::bench(50, 5, 0.0);
-    let env = Env::start(aw, dw, Default::default(), Default::default()).await;
+    let env = Sims::start(aw, dw, (), Default::default(), Default::default()).await;
     for bad in ["editor", "none", "full-access", "Editing Plus"] {
         env.write_config(&format!(
             "[[rules]]\nproject = \"{p}\"\n\n[[rules]]\nproject = \"{p}\"\nroom = \"{r}\"\naccess = \"{bad}\"\n",
@@ -143,13 +141,13 @@ async fn unknown_room_access_names_are_refused_before_any_call() {
             r = ids.room,
         ));
         let run = env.run(&["--json", "sync"]).await;
-        run.assert_code(2);
-        assert!(run.stderr.contains("rules[1]"), "{bad}: {}", run.describe());
-        assert!(run.stderr.contains("editing"), "{bad}: {}", run.describe());
-        assert!(run.stdout.is_empty(), "{bad}: {}", run.describe());
+        run.expect_code(2);
+        assert!(run.stderr.contains("rules[1]"), "{bad}: {run}");
+        assert!(run.stderr.contains("editing"), "{bad}: {run}");
+        assert!(run.stdout.is_empty(), "{bad}: {run}");
         // Dry runs too: validation comes before everything.
         let dry = env.run(&["--json", "sync", "--dry-run"]).await;
-        dry.assert_code(2);
+        dry.expect_code(2);
     }
     assert!(
         env.asana.requests().is_empty(),
@@ -169,7 +167,7 @@ async fn unknown_room_access_names_are_refused_before_any_call() {
 async fn room_problems_stop_the_run_before_any_write() {
     let (aw, mut dw, ids) = seed::bench(50, 5, 0.0);
     let public_room = dw.add_room("Public room", 6);
-    let env = Env::start(aw, dw, Default::default(), Default::default()).await;
+    let env = Sims::start(aw, dw, (), Default::default(), Default::default()).await;
     for (room, access, expect) in [
         ("99999", "editing", "no room 99999"),
         (public_room.as_str(), "editing", "does not allow access"),
@@ -179,8 +177,8 @@ async fn room_problems_stop_the_run_before_any_write() {
             ids.project, ids.project
         ));
         let run = env.run(&["--json", "sync"]).await;
-        run.assert_code(2);
-        assert!(run.stderr.contains(expect), "{}", run.describe());
+        run.expect_code(2);
+        assert!(run.stderr.contains(expect), "{run}");
     }
     assert!(
         env.docspace_writes().is_empty(),
@@ -222,7 +220,7 @@ async fn invisible_project_is_reported_clearly_while_other_projects_complete() {
     d.add_person("cat@corp.example", SimUserType::User, PersonState::Active);
     let room = d.add_room("Open", seed::CUSTOM_ROOM);
 
-    let env = Env::start(a, d, Default::default(), Default::default()).await;
+    let env = Sims::start(a, d, (), Default::default(), Default::default()).await;
     env.write_config(&rules(&[
         (&open, Some(&room)),
         (&hidden, None),
@@ -231,14 +229,14 @@ async fn invisible_project_is_reported_clearly_while_other_projects_complete() {
     ]));
 
     let run = env.run(&["--json", "sync"]).await;
-    run.assert_code(1);
-    let lines = run.json_lines();
+    run.expect_code(1);
+    let lines = run.json();
     let project_line = |gid: &str| -> Value {
         lines
             .iter()
             .find(|l| l["project"] == gid)
             .cloned()
-            .unwrap_or_else(|| panic!("no line for project {gid}\n{}", run.describe()))
+            .unwrap_or_else(|| panic!("no line for project {gid}\n{run}"))
     };
     let h = project_line(&hidden);
     assert_eq!(h["outcome"], "failed");
@@ -271,14 +269,13 @@ async fn invisible_project_is_reported_clearly_while_other_projects_complete() {
 
     // Human output names the project and the fix; the rest of the run is unaffected.
     let human = env.run(&["sync"]).await;
-    human.assert_code(1);
+    human.expect_code(1);
     assert!(
         human.stdout.contains(&format!("project {hidden}: FAILED"))
             && human
                 .stdout
                 .contains("share the project with the token's user"),
-        "{}",
-        human.describe()
+        "{human}"
     );
     assert_each_once(
         &env.invitations_sent(),
@@ -301,13 +298,13 @@ async fn people_are_resolved_with_the_fewest_calls_for_the_portal_size() {
             PersonState::Active,
         );
     }
-    let env = Env::start(aw, dw, Default::default(), Default::default()).await;
+    let env = Sims::start(aw, dw, (), Default::default(), Default::default()).await;
     env.write_config(&format!(
         "[asana]\nrequests_per_minute = 1500\n\n{}",
         rules(&[(&ids.project, None)])
     ));
     let run = env.run(&["--json", "sync"]).await;
-    run.assert_code(0);
+    run.expect_code(0);
     assert_eq!(run.outcomes().get("invited"), Some(&75));
     assert_eq!(run.outcomes().get("already_member"), Some(&75));
     assert_each_once(&env.invitations_sent(), &new_people(&ids));
@@ -350,10 +347,10 @@ async fn people_are_resolved_with_the_fewest_calls_for_the_portal_size() {
         );
     }
     d.add_person("cat@corp.example", SimUserType::User, PersonState::Active);
-    let env = Env::start(a, d, Default::default(), Default::default()).await;
+    let env = Sims::start(a, d, (), Default::default(), Default::default()).await;
     env.write_config(&rules(&[(&project, None)]));
     let run = env.run(&["--json", "sync"]).await;
-    run.assert_code(0);
+    run.expect_code(0);
     assert_eq!(run.outcomes().get("invited"), Some(&2));
     assert_eq!(run.outcomes().get("already_member"), Some(&1));
     let log = env.docspace.requests();
@@ -390,14 +387,14 @@ async fn failing_email_lookup_is_a_failure_not_a_hidden_email() {
     a.add_task(&project, "two", Some(&hidden));
     a.add_task(&project, "three", Some(&ann));
     let d = DocSpaceWorld::with_owner("admin@corp.example", "Ad", "Min");
-    let env = Env::start(a, d, Default::default(), Default::default()).await;
+    let env = Sims::start(a, d, (), Default::default(), Default::default()).await;
     env.write_config(&rules(&[(&project, None)]));
 
     env.asana
         .set_faults(vec![bridge_sim::Fault::status(503).on_path("/users/")]);
     let run = env.run(&["--json", "sync"]).await;
-    run.assert_code(1);
-    let lines = run.json_lines();
+    run.expect_code(1);
+    let lines = run.json();
     let failed: Vec<&Value> = lines.iter().filter(|l| l["outcome"] == "failed").collect();
     assert_eq!(failed.len(), 2, "one line per task: {lines:?}");
     assert!(failed.iter().any(|l| l["task"] == t_hidden.as_str()));
@@ -419,12 +416,7 @@ async fn failing_email_lookup_is_a_failure_not_a_hidden_email() {
 
     env.asana.set_faults(Vec::new());
     let run = env.run(&["--json", "sync"]).await;
-    run.assert_code(0);
-    assert_eq!(
-        run.outcomes().get("email_hidden"),
-        Some(&1),
-        "{}",
-        run.describe()
-    );
+    run.expect_code(0);
+    assert_eq!(run.outcomes().get("email_hidden"), Some(&1), "{run}");
     assert_eq!(run.outcomes().get("failed"), None);
 }

@@ -1,16 +1,8 @@
 //! Webhook registrations (handshake secrets) and Events API sync tokens.
 
-use std::sync::Arc;
+use bridge_core::record::StoreError;
 
-use bridge_core::record::{self, Store, StoreError};
-
-async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = record::open(dir.path().join("state.db").to_str().unwrap())
-        .await
-        .unwrap();
-    (dir, s)
-}
+use crate::support::store;
 
 const URL: &str = "https://bridge.example.com/webhooks/asana/h1";
 

@@ -2,11 +2,9 @@
 //! fallbacks, missing or wrong credentials (exit 2, naming the variable), bad files and
 //! bad flags, and `doctor`.
 
-mod common;
-
 use std::path::Path;
 
-use common::{dead_url, Sims};
+use crate::harness::{dead_url, Cmd, Sims};
 
 /// A `[asana]`/`[docspace]`/`state` config file body.
 fn connection_toml(
@@ -146,7 +144,7 @@ async fn the_config_file_alone_is_enough() {
             &state,
         ),
     );
-    let out = common::Cmd::isolated(s.dir.path())
+    let out = Cmd::isolated(s.dir.path())
         .env("ASANA_DOCSPACE_CONFIG", &file.to_string_lossy())
         .args(["invite", "--json", "--task", &s.ids.task_new_assignee])
         .run()

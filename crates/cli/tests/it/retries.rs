@@ -6,12 +6,11 @@
 //! The binary runs with `ASANA_DOCSPACE_BACKOFF_MS=5`, so backoff costs milliseconds;
 //! `Retry-After` (1 s here, in few tests) is still honoured.
 
-mod common;
-
 use std::time::Duration;
 
 use bridge_sim::Fault;
-use common::{matching, Sims};
+
+use crate::harness::{assert_contract_line, dead_url, matching, Output, Sims};
 
 /// `GET /api/1.0/tasks/{gid}` requests received, in order.
 fn task_reads(s: &Sims, task: &str) -> Vec<bridge_sim::LoggedRequest> {
@@ -26,7 +25,7 @@ fn statuses(reqs: &[bridge_sim::LoggedRequest]) -> Vec<u16> {
     reqs.iter().map(|r| r.status).collect()
 }
 
-async fn invite(s: &Sims, task: &str) -> common::Output {
+async fn invite(s: &Sims, task: &str) -> Output {
     s.cmd()
         .args(["invite", "--json", "--task", task])
         .run()
@@ -140,7 +139,7 @@ async fn docspace_5xx_on_a_read_is_retried_and_reported_when_it_persists() {
     let out = invite(&s, &s.ids.task_new_assignee).await;
     out.expect_code(1);
     let line = out.one();
-    common::assert_contract_line(&line);
+    assert_contract_line(&line);
     assert_eq!(line["outcome"], "failed");
     assert!(line["error"].as_str().unwrap().contains("503"), "{out}");
     assert_eq!(
@@ -271,7 +270,7 @@ async fn unreachable_docspace_exits_1_and_says_so() {
     let s = Sims::demo().await;
     let out = s
         .cmd()
-        .env("DOCSPACE_URL", &common::dead_url())
+        .env("DOCSPACE_URL", &dead_url())
         .args(["invite", "--json", "--task", &s.ids.task_new_assignee])
         .run()
         .await;

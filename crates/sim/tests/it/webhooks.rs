@@ -2,8 +2,6 @@
 //! filters, retries, redelivery, heartbeats, batching, management endpoints; and the Events
 //! API's sync-token flow.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,12 +9,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bridge_sim::seed::{self, DEMO_ASANA_TOKEN};
+use bridge_sim::seed::DEMO_ASANA_TOKEN;
 use bridge_sim::{AsanaSim, AsanaSimOptions};
-use common::{client, get, json};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
+
+use crate::support::{asana_demo, asana_demo_with, client, get, get_json, send};
 
 #[derive(Default)]
 struct Inbox {
@@ -84,14 +83,11 @@ async fn create_webhook(
     target: &str,
     filters: Value,
 ) -> (u16, Value) {
-    json(
+    send(
         client()
             .post(format!("{}/webhooks", sim.base_url()))
             .bearer_auth(DEMO_ASANA_TOKEN)
-            .json(&json!({"data": {"resource": resource, "target": target, "filters": filters}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"data": {"resource": resource, "target": target, "filters": filters}})),
     )
     .await
 }
@@ -102,10 +98,7 @@ fn assignee_filter() -> Value {
 
 #[tokio::test]
 async fn handshake_then_signed_filtered_deliveries() {
-    let (a, _, ids) = seed::demo();
-    let sim = AsanaSim::start(a, AsanaSimOptions::default())
-        .await
-        .unwrap();
+    let (sim, ids) = asana_demo().await;
     let (rx, target) = receiver().await;
 
     let (s, b) = create_webhook(&sim, &ids.project_website, &target, assignee_filter()).await;
@@ -189,10 +182,7 @@ async fn handshake_then_signed_filtered_deliveries() {
 
 #[tokio::test]
 async fn added_events_carry_the_project_as_parent() {
-    let (a, _, ids) = seed::demo();
-    let sim = AsanaSim::start(a, AsanaSimOptions::default())
-        .await
-        .unwrap();
+    let (sim, ids) = asana_demo().await;
     let (rx, target) = receiver().await;
     let (s, _) = create_webhook(
         &sim,
@@ -219,10 +209,7 @@ async fn added_events_carry_the_project_as_parent() {
 
 #[tokio::test]
 async fn handshake_failures_are_400() {
-    let (a, _, ids) = seed::demo();
-    let sim = AsanaSim::start(a, AsanaSimOptions::default())
-        .await
-        .unwrap();
+    let (sim, ids) = asana_demo().await;
     let (rx, target) = receiver().await;
     rx.inbox(|i| i.refuse_handshake = true);
     let (s, b) = create_webhook(&sim, &ids.project_website, &target, assignee_filter()).await;
@@ -244,14 +231,11 @@ async fn handshake_failures_are_400() {
     assert_eq!(s, 404, "{b}");
     let (s, _) = create_webhook(&sim, &ids.workspace, &target, json!([])).await;
     assert_eq!(s, 400, "workspace webhooks need filters");
-    let (s, b) = json(
+    let (s, b) = send(
         client()
             .post(format!("{}/webhooks", sim.base_url()))
             .bearer_auth(DEMO_ASANA_TOKEN)
-            .json(&json!({"data": {"target": target}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"data": {"target": target}})),
     )
     .await;
     assert_eq!(
@@ -263,7 +247,6 @@ async fn handshake_failures_are_400() {
 
 #[tokio::test]
 async fn failed_deliveries_are_retried_with_backoff() {
-    let (a, _, ids) = seed::demo();
     let opts = AsanaSimOptions {
         delivery_retry_schedule: vec![
             Duration::from_millis(20),
@@ -272,7 +255,7 @@ async fn failed_deliveries_are_retried_with_backoff() {
         ],
         ..Default::default()
     };
-    let sim = AsanaSim::start(a, opts).await.unwrap();
+    let (sim, ids) = asana_demo_with(opts).await;
     let (rx, target) = receiver().await;
     let (_, b) = create_webhook(&sim, &ids.project_website, &target, assignee_filter()).await;
     let gid = b["data"]["gid"].as_str().unwrap().to_string();
@@ -313,14 +296,9 @@ async fn failed_deliveries_are_retried_with_backoff() {
     sim.flush_deliveries().await;
     assert_eq!(sim.deliveries().len(), 3 + 4);
     assert_eq!(sim.world(|w| w.webhooks[&gid].delivery_retry_count), 4);
-    let (_, b) = json(
-        get(
-            &format!("{}/webhooks/{gid}", sim.base_url()),
-            DEMO_ASANA_TOKEN,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (_, b) = get_json(
+        &format!("{}/webhooks/{gid}", sim.base_url()),
+        DEMO_ASANA_TOKEN,
     )
     .await;
     assert_eq!(b["data"]["delivery_retry_count"], 4);
@@ -329,14 +307,13 @@ async fn failed_deliveries_are_retried_with_backoff() {
 
 #[tokio::test]
 async fn redelivery_heartbeats_and_batching() {
-    let (a, _, ids) = seed::demo();
     let opts = AsanaSimOptions {
         redeliver_probability: 1.0,
         heartbeat_interval: Some(Duration::from_millis(150)),
         max_events_per_delivery: 2,
         ..Default::default()
     };
-    let sim = AsanaSim::start(a, opts).await.unwrap();
+    let (sim, ids) = asana_demo_with(opts).await;
     let (rx, target) = receiver().await;
     let (_, b) = create_webhook(&sim, &ids.project_website, &target, json!(null)).await;
     let secret = b["X-Hook-Secret"].as_str().unwrap().to_string();
@@ -385,10 +362,7 @@ async fn redelivery_heartbeats_and_batching() {
 
 #[tokio::test]
 async fn list_get_and_delete_webhooks() {
-    let (a, _, ids) = seed::demo();
-    let sim = AsanaSim::start(a, AsanaSimOptions::default())
-        .await
-        .unwrap();
+    let (sim, ids) = asana_demo().await;
     let (_rx, target) = receiver().await;
     let mut gids = Vec::new();
     for project in [
@@ -401,81 +375,47 @@ async fn list_get_and_delete_webhooks() {
         gids.push(b["data"]["gid"].as_str().unwrap().to_string());
     }
     let base = sim.base_url();
-    let (s, b) = json(
-        get(
-            &format!("{base}/webhooks?workspace={}&limit=2", ids.workspace),
-            DEMO_ASANA_TOKEN,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (s, b) = get_json(
+        &format!("{base}/webhooks?workspace={}&limit=2", ids.workspace),
+        DEMO_ASANA_TOKEN,
     )
     .await;
     assert_eq!(s, 200);
     assert_eq!(b["data"].as_array().unwrap().len(), 2);
     let next = b["next_page"]["uri"].as_str().unwrap().to_string();
-    let (_, b) = json(get(&next, DEMO_ASANA_TOKEN).send().await.unwrap()).await;
+    let (_, b) = get_json(&next, DEMO_ASANA_TOKEN).await;
     assert_eq!(b["data"][0]["gid"], gids[2].as_str());
     assert!(b["next_page"].is_null());
-    let (_, b) = json(
-        get(
-            &format!(
-                "{base}/webhooks?workspace={}&resource={}",
-                ids.workspace, ids.project_onboarding
-            ),
-            DEMO_ASANA_TOKEN,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (_, b) = get_json(
+        &format!(
+            "{base}/webhooks?workspace={}&resource={}",
+            ids.workspace, ids.project_onboarding
+        ),
+        DEMO_ASANA_TOKEN,
     )
     .await;
     assert_eq!(b["data"].as_array().unwrap().len(), 1);
-    let (s, _) = json(
-        get(&format!("{base}/webhooks"), DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = get_json(&format!("{base}/webhooks"), DEMO_ASANA_TOKEN).await;
     assert_eq!(s, 400, "workspace is required");
 
-    let (s, b) = json(
-        get(&format!("{base}/webhooks/{}", gids[1]), DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = get_json(&format!("{base}/webhooks/{}", gids[1]), DEMO_ASANA_TOKEN).await;
     assert_eq!(
         (s, b["data"]["resource"]["gid"].as_str()),
         (200, Some(ids.project_onboarding.as_str()))
     );
-    let (s, b) = json(
+    let (s, b) = send(
         client()
             .delete(format!("{base}/webhooks/{}", gids[1]))
-            .bearer_auth(DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth(DEMO_ASANA_TOKEN),
     )
     .await;
     assert_eq!((s, b), (200, json!({"data": {}})));
-    let (s, _) = json(
-        get(&format!("{base}/webhooks/{}", gids[1]), DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = get_json(&format!("{base}/webhooks/{}", gids[1]), DEMO_ASANA_TOKEN).await;
     assert_eq!(s, 404);
-    let (s, _) = json(
+    let (s, _) = send(
         client()
             .delete(format!("{base}/webhooks/{}", gids[1]))
-            .bearer_auth(DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth(DEMO_ASANA_TOKEN),
     )
     .await;
     assert_eq!(s, 404);
@@ -483,18 +423,15 @@ async fn list_get_and_delete_webhooks() {
 
 #[tokio::test]
 async fn events_api_sync_tokens() {
-    let (a, _, ids) = seed::demo();
-    let sim = AsanaSim::start(a, AsanaSimOptions::default())
-        .await
-        .unwrap();
+    let (sim, ids) = asana_demo().await;
     let events = |sync: Option<&str>| {
         let mut url = format!("{}/events?resource={}", sim.base_url(), ids.project_website);
         if let Some(s) = sync {
             url.push_str(&format!("&sync={s}"));
         }
-        get(&url, DEMO_ASANA_TOKEN).send()
+        get(&url, DEMO_ASANA_TOKEN)
     };
-    let (s, b) = json(events(None).await.unwrap()).await;
+    let (s, b) = send(events(None)).await;
     assert_eq!(s, 412);
     assert_eq!(
         b["errors"][0]["message"],
@@ -502,7 +439,7 @@ async fn events_api_sync_tokens() {
     );
     let token = b["sync"].as_str().unwrap().to_string();
 
-    let (s, b) = json(events(Some(&token)).await.unwrap()).await;
+    let (s, b) = send(events(Some(&token))).await;
     assert_eq!(s, 200);
     assert_eq!(b["data"], json!([]));
     assert_eq!(b["has_more"], false);
@@ -514,7 +451,7 @@ async fn events_api_sync_tokens() {
         w.assign_task(&ids.task_onboarding_new, Some(&ids.user_new))
             .unwrap();
     });
-    let (_, b) = json(events(Some(&token)).await.unwrap()).await;
+    let (_, b) = send(events(Some(&token))).await;
     assert_eq!(
         b["data"].as_array().unwrap().len(),
         1,
@@ -522,7 +459,7 @@ async fn events_api_sync_tokens() {
     );
     assert_eq!(b["data"][0]["change"]["field"], "assignee");
     // Re-reading the same token is safe and gives the same events.
-    let (_, again) = json(events(Some(&token)).await.unwrap()).await;
+    let (_, again) = send(events(Some(&token))).await;
     assert_eq!(again["data"], b["data"]);
     let token = b["sync"].as_str().unwrap().to_string();
 
@@ -531,41 +468,30 @@ async fn events_api_sync_tokens() {
             w.add_task(&ids.project_website, &format!("bulk {i}"), None);
         }
     });
-    let (_, b) = json(events(Some(&token)).await.unwrap()).await;
+    let (_, b) = send(events(Some(&token))).await;
     assert_eq!(b["data"].as_array().unwrap().len(), 100);
     assert_eq!(b["has_more"], true);
-    let (_, b) = json(events(Some(b["sync"].as_str().unwrap())).await.unwrap()).await;
+    let (_, b) = send(events(Some(b["sync"].as_str().unwrap()))).await;
     assert_eq!(b["data"].as_array().unwrap().len(), 50);
     assert_eq!(b["has_more"], false);
     let token = b["sync"].as_str().unwrap().to_string();
 
     sim.expire_sync_tokens();
-    let (s, b) = json(events(Some(&token)).await.unwrap()).await;
+    let (s, b) = send(events(Some(&token))).await;
     assert_eq!(s, 412);
     let fresh = b["sync"].as_str().unwrap();
     assert_ne!(fresh, token);
-    let (s, _) = json(events(Some(fresh)).await.unwrap()).await;
+    let (s, _) = send(events(Some(fresh))).await;
     assert_eq!(s, 200);
 
     // A token for another resource is not valid here.
-    let (_, b) = json(
-        get(
-            &format!("{}/events?resource={}", sim.base_url(), ids.task_pending),
-            DEMO_ASANA_TOKEN,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (_, b) = get_json(
+        &format!("{}/events?resource={}", sim.base_url(), ids.task_pending),
+        DEMO_ASANA_TOKEN,
     )
     .await;
-    let (s, _) = json(events(Some(b["sync"].as_str().unwrap())).await.unwrap()).await;
+    let (s, _) = send(events(Some(b["sync"].as_str().unwrap()))).await;
     assert_eq!(s, 412);
-    let (s, _) = json(
-        get(&format!("{}/events", sim.base_url()), DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = get_json(&format!("{}/events", sim.base_url()), DEMO_ASANA_TOKEN).await;
     assert_eq!(s, 400);
 }

@@ -1,85 +1,54 @@
 //! The Asana simulator against a real HTTP client: tasks with `opt_fields`, reassignment,
 //! users, `addUser`, projects, pagination and rate limits.
 
-mod common;
-
 use std::time::Duration;
 
 use bridge_sim::seed::{self, DEMO_ASANA_TOKEN};
 use bridge_sim::{AsanaSim, AsanaSimOptions, AsanaWorld};
-use common::{client, get, json};
 use serde_json::json;
 
-async fn demo_sim() -> (AsanaSim, seed::DemoIds) {
-    let (a, _, ids) = seed::demo();
-    (
-        AsanaSim::start(a, AsanaSimOptions::default())
-            .await
-            .unwrap(),
-        ids,
-    )
-}
+use crate::support::{
+    add_me, asana_demo, asana_demo_with, client, get, get_json, get_status, json, retry_after_secs,
+    send,
+};
 
 #[tokio::test]
 async fn auth_is_required() {
-    let (sim, ids) = demo_sim().await;
+    let (sim, ids) = asana_demo().await;
     let url = format!("{}/tasks/{}", sim.base_url(), ids.task_pending);
-    let (s, b) = json(client().get(&url).send().await.unwrap()).await;
+    let (s, b) = send(client().get(&url)).await;
     assert_eq!(s, 401);
     assert_eq!(b, json!({"errors": [{"message": "Not Authorized"}]}));
-    let (s, _) = json(get(&url, "0/not-a-token").send().await.unwrap()).await;
+    let (s, _) = get_json(&url, "0/not-a-token").await;
     assert_eq!(s, 401);
     assert!(sim.base_url().ends_with("/api/1.0"));
 }
 
 #[tokio::test]
 async fn task_with_assignee_email() {
-    let (sim, ids) = demo_sim().await;
+    let (sim, ids) = asana_demo().await;
     let url = |gid: &str| format!("{}/tasks/{gid}?opt_fields=assignee.email", sim.base_url());
-    let (s, b) = json(
-        get(&url(&ids.task_new_assignee), DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = get_json(&url(&ids.task_new_assignee), DEMO_ASANA_TOKEN).await;
     assert_eq!(s, 200);
     assert_eq!(
         b,
         json!({"data": {"gid": ids.task_new_assignee, "assignee": {"gid": ids.user_new, "email": ids.email_new}}})
     );
-    let (_, b) = json(
-        get(&url(&ids.task_unassigned), DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = get_json(&url(&ids.task_unassigned), DEMO_ASANA_TOKEN).await;
     assert_eq!(
         b,
         json!({"data": {"gid": ids.task_unassigned, "assignee": null}})
     );
-    let (_, b) = json(
-        get(&url(&ids.task_hidden_email), DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = get_json(&url(&ids.task_hidden_email), DEMO_ASANA_TOKEN).await;
     assert_eq!(
         b,
         json!({"data": {"gid": ids.task_hidden_email, "assignee": {"gid": ids.user_hidden_email}}})
     );
 
     // Without opt_fields: the full record with a compact assignee.
-    let (_, b) = json(
-        get(
-            &format!("{}/tasks/{}", sim.base_url(), ids.task_completed),
-            DEMO_ASANA_TOKEN,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (_, b) = get_json(
+        &format!("{}/tasks/{}", sim.base_url(), ids.task_completed),
+        DEMO_ASANA_TOKEN,
     )
     .await;
     let t = &b["data"];
@@ -93,53 +62,32 @@ async fn task_with_assignee_email() {
 
 #[tokio::test]
 async fn task_errors() {
-    let (sim, _) = demo_sim().await;
-    let (s, b) = json(
-        get(&format!("{}/tasks/abc", sim.base_url()), DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (sim, _) = asana_demo().await;
+    let (s, b) = get_json(&format!("{}/tasks/abc", sim.base_url()), DEMO_ASANA_TOKEN).await;
     assert_eq!(s, 400);
     assert!(b["errors"][0]["message"].as_str().unwrap().contains("abc"));
     assert!(b["errors"][0]["help"].is_string());
-    let (s, _) = json(
-        get(&format!("{}/tasks/1", sim.base_url()), DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = get_json(&format!("{}/tasks/1", sim.base_url()), DEMO_ASANA_TOKEN).await;
     assert_eq!(s, 404);
-    let (s, b) = json(
-        get(&format!("{}/nope", sim.base_url()), DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = get_json(&format!("{}/nope", sim.base_url()), DEMO_ASANA_TOKEN).await;
     assert_eq!(s, 404);
     assert_eq!(b["errors"][0]["message"], "No matching route for request");
 }
 
 #[tokio::test]
 async fn put_task_reassigns_and_records_an_event() {
-    let (sim, ids) = demo_sim().await;
+    let (sim, ids) = asana_demo().await;
     let before = sim.world(|w| w.events.len());
     let url = format!(
         "{}/tasks/{}?opt_fields=assignee.email",
         sim.base_url(),
         ids.task_unassigned
     );
-    let (s, b) = json(
+    let (s, b) = send(
         client()
             .put(&url)
             .bearer_auth(DEMO_ASANA_TOKEN)
-            .json(&json!({"data": {"assignee": ids.email_new}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"data": {"assignee": ids.email_new}})),
     )
     .await;
     assert_eq!(s, 200, "{b}");
@@ -155,95 +103,67 @@ async fn put_task_reassigns_and_records_an_event() {
     );
 
     // Unassign, then bad inputs.
-    let put = |body: serde_json::Value| {
-        client()
-            .put(&url)
-            .bearer_auth(DEMO_ASANA_TOKEN)
-            .json(&body)
-            .send()
-    };
-    let (s, b) = json(put(json!({"data": {"assignee": null}})).await.unwrap()).await;
+    let put =
+        |body: serde_json::Value| client().put(&url).bearer_auth(DEMO_ASANA_TOKEN).json(&body);
+    let (s, b) = send(put(json!({"data": {"assignee": null}}))).await;
     assert_eq!((s, &b["data"]["assignee"]), (200, &serde_json::Value::Null));
-    let (s, _) = json(put(json!({"assignee": null})).await.unwrap()).await;
+    let (s, _) = send(put(json!({"assignee": null}))).await;
     assert_eq!(s, 400);
-    let (s, _) = json(put(json!({"data": {"assignee": "999"}})).await.unwrap()).await;
+    let (s, _) = send(put(json!({"data": {"assignee": "999"}}))).await;
     assert_eq!(s, 400);
 }
 
 #[tokio::test]
 async fn users_by_gid_email_and_me() {
-    let (sim, ids) = demo_sim().await;
+    let (sim, ids) = asana_demo().await;
     let u = |id: &str| format!("{}/users/{id}", sim.base_url());
-    let (s, b) = json(get(&u("me"), DEMO_ASANA_TOKEN).send().await.unwrap()).await;
+    let (s, b) = get_json(&u("me"), DEMO_ASANA_TOKEN).await;
     assert_eq!(s, 200);
     assert_eq!(b["data"]["gid"], ids.me.as_str());
     assert_eq!(b["data"]["workspaces"][0]["gid"], ids.workspace.as_str());
-    let (_, b) = json(
-        get(&u(&ids.email_active), DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = get_json(&u(&ids.email_active), DEMO_ASANA_TOKEN).await;
     assert_eq!(b["data"]["gid"], ids.user_active.as_str());
-    let (_, b) = json(
-        get(
-            &format!("{}?opt_fields=email", u(&ids.user_new)),
-            DEMO_ASANA_TOKEN,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (_, b) = get_json(
+        &format!("{}?opt_fields=email", u(&ids.user_new)),
+        DEMO_ASANA_TOKEN,
     )
     .await;
     assert_eq!(
         b,
         json!({"data": {"gid": ids.user_new, "email": ids.email_new}})
     );
-    let (_, b) = json(
-        get(
-            &format!("{}?opt_fields=email,name", u(&ids.user_hidden_email)),
-            DEMO_ASANA_TOKEN,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (_, b) = get_json(
+        &format!("{}?opt_fields=email,name", u(&ids.user_hidden_email)),
+        DEMO_ASANA_TOKEN,
     )
     .await;
     assert_eq!(
         b,
         json!({"data": {"gid": ids.user_hidden_email, "name": "Erin Hidden"}})
     );
-    let (s, _) = json(
-        get(&u("nobody@acme.example"), DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = get_json(&u("nobody@acme.example"), DEMO_ASANA_TOKEN).await;
     assert_eq!(s, 404);
 }
 
 #[tokio::test]
 async fn add_user_to_workspace() {
-    let (a, _, ids) = seed::demo();
     let opts = AsanaSimOptions {
         non_admin_tokens: vec!["viewer-token".into()],
         ..Default::default()
     };
-    let sim = AsanaSim::start(a, opts).await.unwrap();
+    let (sim, ids) = asana_demo_with(opts).await;
     let add = |ws: &str, token: &str, user: serde_json::Value, q: &str| {
         client()
             .post(format!("{}/workspaces/{ws}/addUser{q}", sim.base_url()))
             .bearer_auth(token)
             .json(&json!({"data": {"user": user}}))
-            .send()
     };
-    let (s, b) = json(
-        add(&ids.workspace, DEMO_ASANA_TOKEN, json!(ids.user_new), "")
-            .await
-            .unwrap(),
-    )
+    let (s, b) = send(add(
+        &ids.workspace,
+        DEMO_ASANA_TOKEN,
+        json!(ids.user_new),
+        "",
+    ))
     .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(
@@ -251,16 +171,12 @@ async fn add_user_to_workspace() {
         json!({"data": {"gid": ids.user_new, "resource_type": "user", "name": "Alice New", "email": ids.email_new, "photo": null}})
     );
     // An unknown email becomes a new user in the workspace.
-    let (s, b) = json(
-        add(
-            &ids.workspace,
-            DEMO_ASANA_TOKEN,
-            json!("zoe@partner.example"),
-            "?opt_fields=email",
-        )
-        .await
-        .unwrap(),
-    )
+    let (s, b) = send(add(
+        &ids.workspace,
+        DEMO_ASANA_TOKEN,
+        json!("zoe@partner.example"),
+        "?opt_fields=email",
+    ))
     .await;
     assert_eq!(s, 200);
     assert_eq!(b["data"]["email"], "zoe@partner.example");
@@ -271,45 +187,21 @@ async fn add_user_to_workspace() {
         vec![ids.workspace.clone()]
     );
 
-    let (s, b) = json(
-        add(&ids.workspace, DEMO_ASANA_TOKEN, json!("me"), "")
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = send(add(&ids.workspace, DEMO_ASANA_TOKEN, json!("me"), "")).await;
     assert_eq!((s, b["data"]["gid"].as_str()), (200, Some(ids.me.as_str())));
-    let (s, _) = json(
-        add("1208305000000001", DEMO_ASANA_TOKEN, json!("me"), "")
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = send(add("1208305000000001", DEMO_ASANA_TOKEN, json!("me"), "")).await;
     assert_eq!(s, 404);
-    let (s, _) = json(
-        add("acme", DEMO_ASANA_TOKEN, json!("me"), "")
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = send(add("acme", DEMO_ASANA_TOKEN, json!("me"), "")).await;
     assert_eq!(s, 400);
-    let (s, b) = json(
-        add(&ids.workspace, "viewer-token", json!("me"), "")
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = send(add(&ids.workspace, "viewer-token", json!("me"), "")).await;
     assert_eq!(s, 403);
     assert!(b["errors"][0]["message"].is_string());
-    let (s, b) = json(
-        add(
-            &ids.workspace,
-            DEMO_ASANA_TOKEN,
-            serde_json::Value::Null,
-            "",
-        )
-        .await
-        .unwrap(),
-    )
+    let (s, b) = send(add(
+        &ids.workspace,
+        DEMO_ASANA_TOKEN,
+        serde_json::Value::Null,
+        "",
+    ))
     .await;
     assert_eq!(s, 400);
     assert_eq!(b["errors"][0]["message"], "user: Missing input");
@@ -324,43 +216,28 @@ async fn add_user_to_workspace() {
 
 #[tokio::test]
 async fn projects_and_access() {
-    let (sim, ids) = demo_sim().await;
-    let (s, b) = json(
-        get(
-            &format!("{}/projects/{}", sim.base_url(), ids.project_website),
-            DEMO_ASANA_TOKEN,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (sim, ids) = asana_demo().await;
+    let (s, b) = get_json(
+        &format!("{}/projects/{}", sim.base_url(), ids.project_website),
+        DEMO_ASANA_TOKEN,
     )
     .await;
     assert_eq!(s, 200);
     assert_eq!(b["data"]["name"], "Website relaunch");
     assert_eq!(b["data"]["workspace"]["gid"], ids.workspace.as_str());
-    let (s, _) = json(
-        get(
-            &format!("{}/projects/{}", sim.base_url(), ids.project_restricted),
-            DEMO_ASANA_TOKEN,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (s, _) = get_json(
+        &format!("{}/projects/{}", sim.base_url(), ids.project_restricted),
+        DEMO_ASANA_TOKEN,
     )
     .await;
     assert_eq!(s, 403);
-    let (s, _) = json(
-        get(
-            &format!(
-                "{}/projects/{}/tasks?limit=10",
-                sim.base_url(),
-                ids.project_restricted
-            ),
-            DEMO_ASANA_TOKEN,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (s, _) = get_json(
+        &format!(
+            "{}/projects/{}/tasks?limit=10",
+            sim.base_url(),
+            ids.project_restricted
+        ),
+        DEMO_ASANA_TOKEN,
     )
     .await;
     assert_eq!(s, 403);
@@ -381,7 +258,7 @@ async fn project_tasks_paginate_with_next_page() {
     let mut seen = Vec::new();
     let mut pages = 0;
     loop {
-        let (s, b) = json(get(&url, DEMO_ASANA_TOKEN).send().await.unwrap()).await;
+        let (s, b) = get_json(&url, DEMO_ASANA_TOKEN).await;
         assert_eq!(s, 200, "{b}");
         pages += 1;
         for t in b["data"].as_array().unwrap() {
@@ -409,28 +286,18 @@ async fn project_tasks_paginate_with_next_page() {
     assert_eq!(dedup.len(), 250);
 
     for bad in ["limit=0", "limit=101", "limit=x", "limit=10&offset=garbage"] {
-        let (s, b) = json(
-            get(
-                &format!("{}/projects/{}/tasks?{bad}", sim.base_url(), ids.project),
-                DEMO_ASANA_TOKEN,
-            )
-            .send()
-            .await
-            .unwrap(),
+        let (s, b) = get_json(
+            &format!("{}/projects/{}/tasks?{bad}", sim.base_url(), ids.project),
+            DEMO_ASANA_TOKEN,
         )
         .await;
         assert_eq!(s, 400, "{bad}");
         assert!(b["errors"][0]["message"].is_string());
     }
     // Without limit: everything, no next_page key at all.
-    let (s, b) = json(
-        get(
-            &format!("{}/projects/{}/tasks", sim.base_url(), ids.project),
-            DEMO_ASANA_TOKEN,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (s, b) = get_json(
+        &format!("{}/projects/{}/tasks", sim.base_url(), ids.project),
+        DEMO_ASANA_TOKEN,
     )
     .await;
     assert_eq!(s, 200);
@@ -445,14 +312,9 @@ async fn unpaginated_large_lists_are_refused_like_asana() {
     let sim = AsanaSim::start(a, AsanaSimOptions::default())
         .await
         .unwrap();
-    let (s, b) = json(
-        get(
-            &format!("{}/projects/{}/tasks", sim.base_url(), ids.project),
-            DEMO_ASANA_TOKEN,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (s, b) = get_json(
+        &format!("{}/projects/{}/tasks", sim.base_url(), ids.project),
+        DEMO_ASANA_TOKEN,
     )
     .await;
     assert_eq!(s, 400);
@@ -464,7 +326,7 @@ async fn unpaginated_large_lists_are_refused_like_asana() {
 
 #[tokio::test]
 async fn completed_since_now_hides_completed_tasks() {
-    let (sim, ids) = demo_sim().await;
+    let (sim, ids) = asana_demo().await;
     let list = |q: &str| {
         get(
             &format!(
@@ -474,10 +336,9 @@ async fn completed_since_now_hides_completed_tasks() {
             ),
             DEMO_ASANA_TOKEN,
         )
-        .send()
     };
-    let (_, all) = json(list("").await.unwrap()).await;
-    let (_, open) = json(list("&completed_since=now").await.unwrap()).await;
+    let (_, all) = send(list("")).await;
+    let (_, open) = send(list("&completed_since=now")).await;
     let gids = |b: &serde_json::Value| {
         b["data"]
             .as_array()
@@ -490,7 +351,7 @@ async fn completed_since_now_hides_completed_tasks() {
     assert!(!gids(&open).contains(&ids.task_completed));
     assert_eq!(gids(&all).len(), gids(&open).len() + 1);
     assert!(open["next_page"].is_null());
-    let (s, _) = json(list("&completed_since=yesterday").await.unwrap()).await;
+    let (s, _) = send(list("&completed_since=yesterday")).await;
     assert_eq!(s, 400);
 }
 
@@ -503,18 +364,11 @@ async fn rate_limit_sliding_window_answers_429_with_retry_after() {
     let sim = AsanaSim::start(AsanaWorld::new(), opts).await.unwrap();
     let url = format!("{}/users/me", sim.base_url());
     for _ in 0..3 {
-        assert_eq!(
-            get(&url, DEMO_ASANA_TOKEN).send().await.unwrap().status(),
-            200
-        );
+        assert_eq!(get_status(&url, DEMO_ASANA_TOKEN).await, 200);
     }
     let r = get(&url, DEMO_ASANA_TOKEN).send().await.unwrap();
     assert_eq!(r.status(), 429);
-    let secs: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let secs: u64 = retry_after_secs(&r);
     assert!((1..=60).contains(&secs), "{secs}");
     let (_, b) = json(r).await;
     assert!(b["errors"][0]["message"]
@@ -533,41 +387,25 @@ async fn rate_window_recovers_after_retry_after() {
     let sim = AsanaSim::start(AsanaWorld::new(), opts).await.unwrap();
     let url = format!("{}/users/me", sim.base_url());
     for _ in 0..2 {
-        assert_eq!(
-            get(&url, DEMO_ASANA_TOKEN).send().await.unwrap().status(),
-            200
-        );
+        assert_eq!(get_status(&url, DEMO_ASANA_TOKEN).await, 200);
     }
     let r = get(&url, DEMO_ASANA_TOKEN).send().await.unwrap();
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "1");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        get(&url, DEMO_ASANA_TOKEN).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(get_status(&url, DEMO_ASANA_TOKEN).await, 200);
 }
 
 #[tokio::test]
 async fn concurrent_writes_over_the_limit_get_429_without_retry_after() {
-    let (a, _, ids) = seed::demo();
     let opts = AsanaSimOptions {
         max_concurrent_writes: 3,
         ..Default::default()
     };
-    let sim = AsanaSim::start(a, opts).await.unwrap();
+    let (sim, ids) = asana_demo_with(opts).await;
     sim.set_latency(Duration::from_millis(400));
     let c = client();
-    let reqs = (0..6).map(|_| {
-        c.post(format!(
-            "{}/workspaces/{}/addUser",
-            sim.base_url(),
-            ids.workspace
-        ))
-        .bearer_auth(DEMO_ASANA_TOKEN)
-        .json(&json!({"data": {"user": "me"}}))
-        .send()
-    });
+    let reqs = (0..6).map(|_| add_me(&c, &sim, &ids.workspace).send());
     let results = futures::future::join_all(reqs).await;
     let mut ok = 0;
     let mut limited = 0;
@@ -590,11 +428,7 @@ async fn concurrent_writes_over_the_limit_get_429_without_retry_after() {
     );
     // Reads are counted separately and are still allowed meanwhile.
     assert_eq!(
-        get(&format!("{}/users/me", sim.base_url()), DEMO_ASANA_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        get_status(&format!("{}/users/me", sim.base_url()), DEMO_ASANA_TOKEN).await,
         200
     );
 }

@@ -1,12 +1,11 @@
 //! Starting, logging and stopping the simulators.
 
-mod common;
-
 use bridge_sim::log::to_jsonl;
-use bridge_sim::seed::{self, DEMO_ASANA_TOKEN, DEMO_DOCSPACE_KEY};
-use bridge_sim::{AsanaSim, AsanaSimOptions, DocSpaceSim, DocSpaceSimOptions};
-use common::{client, get};
+use bridge_sim::seed::{DEMO_ASANA_TOKEN, DEMO_DOCSPACE_KEY};
+use bridge_sim::{AsanaSim, DocSpaceSim, DocSpaceSimOptions};
 use serde_json::json;
+
+use crate::support::{add_me, asana_demo, client, get, get_status};
 
 fn assert_send_sync<T: Send + Sync>() {}
 
@@ -18,24 +17,14 @@ fn sims_can_be_shared_between_tasks() {
 
 #[tokio::test]
 async fn log_keeps_order_query_body_and_no_secrets() {
-    let (a, _, ids) = seed::demo();
-    let sim = AsanaSim::start(a, AsanaSimOptions::default())
-        .await
-        .unwrap();
+    let (sim, ids) = asana_demo().await;
     let url = format!(
         "{}/tasks/{}?opt_fields=assignee.email",
         sim.base_url(),
         ids.task_pending
     );
     get(&url, DEMO_ASANA_TOKEN).send().await.unwrap();
-    client()
-        .post(format!(
-            "{}/workspaces/{}/addUser",
-            sim.base_url(),
-            ids.workspace
-        ))
-        .bearer_auth(DEMO_ASANA_TOKEN)
-        .json(&json!({"data": {"user": "me"}}))
+    add_me(&client(), &sim, &ids.workspace)
         .send()
         .await
         .unwrap();
@@ -69,10 +58,7 @@ async fn shutdown_stops_serving_and_frees_the_port() {
     let addr = sim.addr();
     assert!(sim.base_url().starts_with("http://127.0.0.1:"));
     let url = format!("{}/api/2.0/people/@self", sim.base_url());
-    assert_eq!(
-        get(&url, DEMO_DOCSPACE_KEY).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(get_status(&url, DEMO_DOCSPACE_KEY).await, 200);
     // A second sim cannot take the same port while the first runs.
     let taken = DocSpaceSim::start(
         Default::default(),
@@ -99,15 +85,9 @@ async fn shutdown_stops_serving_and_frees_the_port() {
 
 #[tokio::test]
 async fn asana_shutdown_is_clean() {
-    let (a, _, _) = seed::demo();
-    let sim = AsanaSim::start(a, AsanaSimOptions::default())
-        .await
-        .unwrap();
+    let (sim, _) = asana_demo().await;
     let url = format!("{}/users/me", sim.base_url());
-    assert_eq!(
-        get(&url, DEMO_ASANA_TOKEN).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(get_status(&url, DEMO_ASANA_TOKEN).await, 200);
     sim.shutdown().await;
     assert!(client().get(&url).send().await.is_err());
 }

@@ -4,10 +4,9 @@
 //! credentials, invalid configuration), quietly, with `-vv` and with trace logging, and
 //! neither sentinel may show up on stdout or stderr, nor in the state database.
 
-mod common;
-
 use bridge_sim::{seed, AsanaSimOptions, DocSpaceSimOptions, Fault};
-use common::{dead_url, Cmd, Output, Sims};
+
+use crate::harness::{dead_url, Cmd, Output, Sims};
 
 const ASANA_SENTINEL: &str = "sentinel-asana-7f3c9e";
 const DOCSPACE_SENTINEL: &str = "sk-sentinel-docspace-41aa";
@@ -76,7 +75,7 @@ async fn run_all_verbosities(
     for (verbosity, out) in verbosities.iter().zip(&outs) {
         let label = format!("{label}, {verbosity}");
         if expect_failure {
-            assert_ne!(out.code, 0, "[{label}] expected a failure\n{out}");
+            assert_ne!(out.code, Some(0), "[{label}] expected a failure\n{out}");
         }
         if *verbosity != "quiet" {
             // Debug logging is really on: the secret had a chance to leak.

@@ -7,8 +7,6 @@
 //! holding the requirements it was built from skips the install next time. If the venv
 //! cannot be built (no Python, no network for pip), this test FAILS, saying why.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,7 +14,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use bridge_sim::{log::to_jsonl, seed, AsanaSimOptions, DocSpaceSimOptions, LoggedRequest};
-use common::Sims;
+
+use crate::harness::Sims;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -127,7 +126,7 @@ async fn paging_session() -> Vec<LoggedRequest> {
     let s = Sims::start(
         a,
         d,
-        seed::demo().2,
+        (),
         AsanaSimOptions::default(),
         DocSpaceSimOptions::default(),
     )

@@ -1,16 +1,8 @@
 //! Ledger: record, record_many, history filters and ordering.
 
-use std::sync::Arc;
+use bridge_core::record::{self, HistoryFilter, NewLedgerEntry};
 
-use bridge_core::record::{self, HistoryFilter, NewLedgerEntry, Store};
-
-async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = record::open(dir.path().join("state.db").to_str().unwrap())
-        .await
-        .unwrap();
-    (dir, s)
-}
+use crate::support::store;
 
 fn entry(run: &str, task: &str, email: Option<&str>, outcome: &str) -> NewLedgerEntry {
     NewLedgerEntry {

@@ -1,20 +1,14 @@
 //! Durable work queue: dedupe, claim under concurrency, leases, retry/bury/replay, release.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{collections::HashSet, time::Duration};
 
 use bridge_core::domain::{JobKind, JobPayload, Source};
-use bridge_core::record::{self, JobState, NewJob, QueueDepth, Store, StoreError};
+use bridge_core::record::{self, JobState, NewJob, QueueDepth, StoreError};
 use chrono::Utc;
 
-const LEASE: Duration = Duration::from_secs(60);
+use crate::support::store;
 
-async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = record::open(dir.path().join("state.db").to_str().unwrap())
-        .await
-        .unwrap();
-    (dir, s)
-}
+const LEASE: Duration = Duration::from_secs(60);
 
 fn job(key: &str) -> NewJob {
     NewJob {

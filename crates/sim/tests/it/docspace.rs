@@ -1,60 +1,35 @@
 //! The DocSpace simulator against a real HTTP client: envelopes, people lookup, the invite
 //! endpoint's quirks, people lists, rooms and sharing.
 
-mod common;
-
 use bridge_sim::docspace::InviteOutcome;
-use bridge_sim::seed::{self, DEMO_DOCSPACE_KEY};
+use bridge_sim::seed::DEMO_DOCSPACE_KEY;
 use bridge_sim::{DocSpaceSim, DocSpaceSimOptions, DocSpaceWorld, PersonState, SimUserType};
-use common::{client, get, json};
 use serde_json::{json, Value};
 
-async fn demo_sim() -> (DocSpaceSim, seed::DemoIds) {
-    let (_, d, ids) = seed::demo();
-    let sim = DocSpaceSim::start(d, DocSpaceSimOptions::default())
-        .await
-        .unwrap();
-    (sim, ids)
-}
+use crate::support::{client, docspace_demo, get, get_json, json, retry_after_secs, send};
 
 fn api(sim: &DocSpaceSim, path: &str) -> String {
     format!("{}/api/2.0{path}", sim.base_url())
 }
 
 async fn invite(sim: &DocSpaceSim, body: Value) -> (u16, Value) {
-    json(
+    send(
         client()
             .post(api(sim, "/people/invite"))
             .bearer_auth(DEMO_DOCSPACE_KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
+            .json(&body),
     )
     .await
 }
 
 #[tokio::test]
 async fn unauthorized_without_or_with_wrong_key() {
-    let (sim, _) = demo_sim().await;
-    let (s, b) = json(
-        client()
-            .get(api(&sim, "/people/@self"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (sim, _) = docspace_demo().await;
+    let (s, b) = send(client().get(api(&sim, "/people/@self"))).await;
     assert_eq!(s, 401);
     assert_eq!(b["status"], 1);
     assert_eq!(b["statusCode"], 401);
-    let (s, _) = json(
-        get(&api(&sim, "/people/@self"), "sk-wrong")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = get_json(&api(&sim, "/people/@self"), "sk-wrong").await;
     assert_eq!(s, 401);
     // The log never keeps the Authorization header.
     let logged = serde_json::to_string(&sim.requests()).unwrap();
@@ -64,14 +39,8 @@ async fn unauthorized_without_or_with_wrong_key() {
 
 #[tokio::test]
 async fn self_profile_is_the_owner_in_the_success_envelope() {
-    let (sim, ids) = demo_sim().await;
-    let (s, b) = json(
-        get(&api(&sim, "/people/@self"), DEMO_DOCSPACE_KEY)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (sim, ids) = docspace_demo().await;
+    let (s, b) = get_json(&api(&sim, "/people/@self"), DEMO_DOCSPACE_KEY).await;
     assert_eq!(s, 200);
     assert_eq!(b["status"], 0);
     assert_eq!(b["statusCode"], 200);
@@ -92,15 +61,9 @@ async fn self_profile_is_the_owner_in_the_success_envelope() {
 
 #[tokio::test]
 async fn lookup_by_email_found_missing_and_invalid() {
-    let (sim, ids) = demo_sim().await;
+    let (sim, ids) = docspace_demo().await;
     let url = |e: &str| format!("{}?email={}", api(&sim, "/people/email"), e);
-    let (s, b) = json(
-        get(&url("BOB.ACTIVE@acme.example"), DEMO_DOCSPACE_KEY)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = get_json(&url("BOB.ACTIVE@acme.example"), DEMO_DOCSPACE_KEY).await;
     assert_eq!(s, 200);
     let p = &b["response"];
     assert_eq!(p["id"], ids.person_active.as_str());
@@ -112,13 +75,7 @@ async fn lookup_by_email_found_missing_and_invalid() {
     assert_eq!(p["isCollaborator"], true);
     assert_eq!(p["displayName"], "Bob Active");
 
-    let (_, b) = json(
-        get(&url(&ids.email_pending), DEMO_DOCSPACE_KEY)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = get_json(&url(&ids.email_pending), DEMO_DOCSPACE_KEY).await;
     assert_eq!(
         (
             b["response"]["status"].as_i64(),
@@ -127,22 +84,10 @@ async fn lookup_by_email_found_missing_and_invalid() {
         (Some(4), Some(2))
     );
     assert_eq!(b["response"]["displayName"], ids.email_pending.as_str());
-    let (_, b) = json(
-        get(&url(&ids.email_disabled), DEMO_DOCSPACE_KEY)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = get_json(&url(&ids.email_disabled), DEMO_DOCSPACE_KEY).await;
     assert_eq!(b["response"]["status"], 2);
 
-    let (s, b) = json(
-        get(&url("nobody@acme.example"), DEMO_DOCSPACE_KEY)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = get_json(&url("nobody@acme.example"), DEMO_DOCSPACE_KEY).await;
     assert_eq!(s, 404);
     assert_eq!(b["error"]["message"], "The user could not be found");
     assert_eq!(
@@ -150,13 +95,7 @@ async fn lookup_by_email_found_missing_and_invalid() {
         (Some(1), Some(404))
     );
 
-    let (s, b) = json(
-        get(&url("not-an-email"), DEMO_DOCSPACE_KEY)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = get_json(&url("not-an-email"), DEMO_DOCSPACE_KEY).await;
     assert_eq!(s, 400);
     assert_eq!(
         b["response"]["title"],
@@ -169,7 +108,7 @@ async fn lookup_by_email_found_missing_and_invalid() {
 
 #[tokio::test]
 async fn invite_creates_pending_user_and_lists_every_pending_without_emails() {
-    let (sim, ids) = demo_sim().await;
+    let (sim, ids) = docspace_demo().await;
     let (s, b) = invite(
         &sim,
         json!({"invitations": [{"email": "new.person@acme.example", "type": 4}]}),
@@ -205,7 +144,7 @@ async fn invite_creates_pending_user_and_lists_every_pending_without_emails() {
 
 #[tokio::test]
 async fn reinviting_active_or_pending_is_a_silent_no_op() {
-    let (sim, ids) = demo_sim().await;
+    let (sim, ids) = docspace_demo().await;
     for email in [&ids.email_active, &ids.email_pending] {
         let (s, _) = invite(&sim, json!({"invitations": [{"email": email, "type": 4}]})).await;
         assert_eq!(s, 200);
@@ -231,7 +170,7 @@ async fn reinviting_active_or_pending_is_a_silent_no_op() {
 
 #[tokio::test]
 async fn invite_errors_disabled_guest_bad_email_and_partial_application() {
-    let (sim, ids) = demo_sim().await;
+    let (sim, ids) = docspace_demo().await;
     let (s, b) = invite(
         &sim,
         json!({"invitations": [{"email": ids.email_disabled, "type": 4}]}),
@@ -287,7 +226,7 @@ async fn invite_errors_disabled_guest_bad_email_and_partial_application() {
 
 #[tokio::test]
 async fn type_all_or_name_is_accepted_and_recorded_as_sent() {
-    let (sim, _) = demo_sim().await;
+    let (sim, _) = docspace_demo().await;
     let (s, _) = invite(
         &sim,
         json!({"invitations": [{"email": "trap@acme.example", "type": "All"}]}),
@@ -323,7 +262,7 @@ async fn type_all_or_name_is_accepted_and_recorded_as_sent() {
 
 #[tokio::test]
 async fn reinvite_with_higher_type_upgrades_without_email() {
-    let (sim, ids) = demo_sim().await;
+    let (sim, ids) = docspace_demo().await;
     let (s, _) = invite(
         &sim,
         json!({"invitations": [{"email": ids.email_active, "type": 1}]}),
@@ -385,13 +324,7 @@ async fn people_lists_page_and_filter() {
         .unwrap();
     let url = |q: &str| format!("{}{q}", api(&sim, "/people"));
 
-    let (s, b) = json(
-        get(&url("?count=3&startIndex=6"), DEMO_DOCSPACE_KEY)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = get_json(&url("?count=3&startIndex=6"), DEMO_DOCSPACE_KEY).await;
     assert_eq!(s, 200);
     assert_eq!(
         b["total"], 8,
@@ -401,105 +334,63 @@ async fn people_lists_page_and_filter() {
     assert_eq!(b["response"].as_array().unwrap().len(), 2);
 
     for bad in ["?count=0", "?count=101"] {
-        let (s, b) = json(get(&url(bad), DEMO_DOCSPACE_KEY).send().await.unwrap()).await;
+        let (s, b) = get_json(&url(bad), DEMO_DOCSPACE_KEY).await;
         assert_eq!(s, 400);
         assert!(b["response"]["errors"]["count"].is_array());
     }
 
-    let (_, b) = json(
-        get(
-            &format!("{}?activationStatus=2", api(&sim, "/people/filter")),
-            DEMO_DOCSPACE_KEY,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (_, b) = get_json(
+        &format!("{}?activationStatus=2", api(&sim, "/people/filter")),
+        DEMO_DOCSPACE_KEY,
     )
     .await;
     assert_eq!(b["total"], 1);
     assert_eq!(b["response"][0]["email"], "p@acme.example");
-    let (_, b) = json(
-        get(
-            &format!("{}?employeeStatus=2", api(&sim, "/people/filter")),
-            DEMO_DOCSPACE_KEY,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (_, b) = get_json(
+        &format!("{}?employeeStatus=2", api(&sim, "/people/filter")),
+        DEMO_DOCSPACE_KEY,
     )
     .await;
     assert_eq!(b["response"][0]["email"], "d@acme.example");
-    let (_, b) = json(
-        get(&api(&sim, "/people/filter"), DEMO_DOCSPACE_KEY)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = get_json(&api(&sim, "/people/filter"), DEMO_DOCSPACE_KEY).await;
     assert_eq!(b["total"], 10);
 }
 
 #[tokio::test]
 async fn room_info_and_errors() {
-    let (sim, ids) = demo_sim().await;
-    let (s, b) = json(
-        get(
-            &api(&sim, &format!("/files/rooms/{}", ids.room)),
-            DEMO_DOCSPACE_KEY,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (sim, ids) = docspace_demo().await;
+    let (s, b) = get_json(
+        &api(&sim, &format!("/files/rooms/{}", ids.room)),
+        DEMO_DOCSPACE_KEY,
     )
     .await;
     assert_eq!(s, 200);
     assert_eq!(b["response"]["id"], ids.room.parse::<i64>().unwrap());
     assert_eq!(b["response"]["title"], "Website relaunch");
     assert_eq!(b["response"]["roomType"], 5);
-    let (s, b) = json(
-        get(&api(&sim, "/files/rooms/999999"), DEMO_DOCSPACE_KEY)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = get_json(&api(&sim, "/files/rooms/999999"), DEMO_DOCSPACE_KEY).await;
     assert_eq!(s, 404);
     assert_eq!(b["status"], 1);
-    let (s, _) = json(
-        get(&api(&sim, "/files/rooms/abc"), DEMO_DOCSPACE_KEY)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = get_json(&api(&sim, "/files/rooms/abc"), DEMO_DOCSPACE_KEY).await;
     assert_eq!(s, 400);
-    let (s, b) = json(
-        get(&api(&sim, "/no/such/route"), DEMO_DOCSPACE_KEY)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = get_json(&api(&sim, "/no/such/route"), DEMO_DOCSPACE_KEY).await;
     assert_eq!(s, 404);
     assert_eq!(b["statusCode"], 404);
 }
 
 async fn share(sim: &DocSpaceSim, room: &str, body: Value) -> (u16, Value) {
-    json(
+    send(
         client()
             .put(api(sim, &format!("/files/rooms/{room}/share")))
             .bearer_auth(DEMO_DOCSPACE_KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
+            .json(&body),
     )
     .await
 }
 
 #[tokio::test]
 async fn share_room_roles_and_traps() {
-    let (sim, ids) = demo_sim().await;
+    let (sim, ids) = docspace_demo().await;
     let room = ids.room.clone();
     let new_id =
         sim.world(|w| w.add_person("x@acme.example", SimUserType::User, PersonState::Active));
@@ -584,17 +475,12 @@ async fn share_room_roles_and_traps() {
     assert_eq!(s, 404);
 
     // Member list: owner first, with total.
-    let (s, b) = json(
-        get(
-            &format!(
-                "{}?count=2&startIndex=0",
-                api(&sim, &format!("/files/rooms/{room}/share"))
-            ),
-            DEMO_DOCSPACE_KEY,
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (s, b) = get_json(
+        &format!(
+            "{}?count=2&startIndex=0",
+            api(&sim, &format!("/files/rooms/{room}/share"))
+        ),
+        DEMO_DOCSPACE_KEY,
     )
     .await;
     assert_eq!(s, 200);
@@ -620,11 +506,7 @@ async fn rate_limit_answers_429_with_retry_after() {
     }
     let r = get(&url, DEMO_DOCSPACE_KEY).send().await.unwrap();
     assert_eq!(r.status(), 429);
-    let secs: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let secs: u64 = retry_after_secs(&r);
     assert!((1..=60).contains(&secs));
     let (_, b) = json(r).await;
     assert_eq!(b["statusCode"], 429);

@@ -3,15 +3,14 @@
 //! rooms by id with integer access, a second run writes nothing, and project pages are
 //! read 100 at a time with `opt_fields`.
 
-mod common;
-
 use std::collections::BTreeMap;
 
 use bridge_sim::{seed, AsanaSimOptions, DocSpaceSimOptions};
-use common::{assert_contract_line, matching, Sims};
 use serde_json::Value;
 
-async fn sync(s: &Sims, rules: &std::path::Path, extra: &[&str]) -> common::Output {
+use crate::harness::{assert_contract_line, matching, Output, Sims};
+
+async fn sync<I>(s: &Sims<I>, rules: &std::path::Path, extra: &[&str]) -> Output {
     s.cmd()
         .arg("--config")
         .arg(rules)
@@ -31,7 +30,7 @@ struct Parsed {
 }
 
 #[track_caller]
-fn parse(out: &common::Output) -> Parsed {
+fn parse(out: &Output) -> Parsed {
     let mut lines = out.json();
     let summary = lines.pop().unwrap_or_default();
     assert_eq!(
@@ -318,7 +317,7 @@ async fn pages_of_100_and_invites_in_configured_batches() {
     let s = Sims::start(
         a,
         d,
-        seed::demo().2,
+        (),
         AsanaSimOptions::default(),
         DocSpaceSimOptions::default(),
     )

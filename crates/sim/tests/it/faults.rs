@@ -1,13 +1,12 @@
 //! Fault injection on both simulators: statuses in each vendor's envelope, dropped
 //! connections, delays, latency, `times`, and seeded probabilities.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use bridge_sim::seed::{self, DEMO_ASANA_TOKEN, DEMO_DOCSPACE_KEY};
 use bridge_sim::{AsanaSim, AsanaSimOptions, DocSpaceSim, DocSpaceSimOptions, Fault, FaultKind};
-use common::{get, json};
+
+use crate::support::{client, get, get_json, get_status, json};
 
 async fn sims(seed_value: u64) -> (AsanaSim, DocSpaceSim, seed::DemoIds) {
     let (a, d, ids) = seed::demo();
@@ -38,14 +37,11 @@ async fn status_faults_use_each_vendors_envelope() {
     asana.set_faults(vec![Fault::status(503).on_path("/tasks/")]);
     docspace.set_faults(vec![Fault::status(500)]);
 
-    let r = get(
+    let (s, b) = get_json(
         &format!("{}/tasks/{}", asana.base_url(), ids.task_pending),
         DEMO_ASANA_TOKEN,
     )
-    .send()
-    .await
-    .unwrap();
-    let (s, b) = json(r).await;
+    .await;
     assert_eq!(s, 503);
     assert!(b["errors"][0]["message"].is_string());
     // Other paths are untouched.
@@ -55,14 +51,11 @@ async fn status_faults_use_each_vendors_envelope() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    let r = get(
+    let (s, b) = get_json(
         &format!("{}/api/2.0/people/@self", docspace.base_url()),
         DEMO_DOCSPACE_KEY,
     )
-    .send()
-    .await
-    .unwrap();
-    let (s, b) = json(r).await;
+    .await;
     assert_eq!(s, 500);
     assert_eq!(
         (b["status"].as_i64(), b["statusCode"].as_i64()),
@@ -70,7 +63,7 @@ async fn status_faults_use_each_vendors_envelope() {
     );
     assert!(b["error"]["message"].is_string());
     // Faults answer before authentication, like a proxy in front of the API would.
-    let r = common::client()
+    let r = client()
         .get(format!("{}/api/2.0/people/@self", docspace.base_url()))
         .send()
         .await
@@ -92,7 +85,7 @@ async fn asana_500_fault_carries_a_phrase_and_429_fault_its_retry_after() {
         .times(1),
     ]);
     let url = format!("{}/users/me", asana.base_url());
-    let (s, b) = json(get(&url, DEMO_ASANA_TOKEN).send().await.unwrap()).await;
+    let (s, b) = get_json(&url, DEMO_ASANA_TOKEN).await;
     assert_eq!(s, 500);
     assert!(b["errors"][0]["phrase"].is_string());
     let r = get(&url, DEMO_ASANA_TOKEN).send().await.unwrap();
@@ -107,10 +100,7 @@ async fn asana_500_fault_carries_a_phrase_and_429_fault_its_retry_after() {
         .unwrap()
         .contains("rate limit"));
     // `times` exhausted: back to normal.
-    assert_eq!(
-        get(&url, DEMO_ASANA_TOKEN).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(get_status(&url, DEMO_ASANA_TOKEN).await, 200);
 }
 
 #[tokio::test]
@@ -125,10 +115,7 @@ async fn drop_closes_the_connection_without_a_response() {
     assert!(!err.is_timeout());
     assert!(err.status().is_none());
     // The server survives and serves the next request.
-    assert_eq!(
-        get(&url, DEMO_ASANA_TOKEN).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(get_status(&url, DEMO_ASANA_TOKEN).await, 200);
     let log = asana.requests();
     assert_eq!(log.len(), 2);
     assert_eq!(
@@ -194,14 +181,7 @@ async fn outcomes(seed_value: u64) -> Vec<u16> {
     let url = format!("{}/users/me", asana.base_url());
     let mut out = Vec::new();
     for _ in 0..24 {
-        out.push(
-            get(&url, DEMO_ASANA_TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-        );
+        out.push(get_status(&url, DEMO_ASANA_TOKEN).await);
     }
     out
 }

@@ -2,12 +2,11 @@
 //! midway, and rate-limited simulators. In every case the end state is the same as after a
 //! calm run, and nobody is invited twice.
 
-mod support_sync;
-
 use std::time::{Duration, Instant};
 
 use bridge_sim::{seed, AsanaSimOptions, DocSpaceSimOptions, Fault};
-use support_sync::{assert_each_once, new_people, rules, storm, Env};
+
+use crate::harness::{assert_each_once, new_people, rules, storm, Sims};
 
 /// Faults on every request of both simulators with the rates — 10 % 5xx, 5 % 429
 /// and 2 % dropped connections — plus one guaranteed failure of each write kind, so the
@@ -17,9 +16,10 @@ use support_sync::{assert_each_once, new_people, rules, storm, Env};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_storm_completes_and_invites_each_new_assignee_once() {
     let (aw, dw, ids) = seed::bench(2_000, 60, 0.5);
-    let env = Env::start(
+    let env = Sims::start(
         aw,
         dw,
+        (),
         AsanaSimOptions {
             rng_seed: 11,
             ..Default::default()
@@ -62,7 +62,7 @@ async fn fault_storm_completes_and_invites_each_new_assignee_once() {
     );
 
     let run = env.run(&["--json", "sync"]).await;
-    run.assert_code(0);
+    run.expect_code(0);
 
     // The faults really happened, on both sides and on the writes.
     let a_log = env.asana.requests();
@@ -91,7 +91,7 @@ async fn fault_storm_completes_and_invites_each_new_assignee_once() {
     let outcomes = run.outcomes();
     assert_eq!(outcomes.get("invited"), Some(&30), "{outcomes:?}");
     assert_eq!(outcomes.get("already_member"), Some(&30), "{outcomes:?}");
-    assert_eq!(outcomes.get("failed"), None, "{}", run.describe());
+    assert_eq!(outcomes.get("failed"), None, "{run}");
     assert_eq!(run.room_outcomes().get("shared"), Some(&60));
     let summary = run.summary();
     assert_eq!(summary["tasks"], 2_000);
@@ -116,7 +116,7 @@ async fn fault_storm_completes_and_invites_each_new_assignee_once() {
     env.docspace.set_faults(Vec::new());
     env.docspace.clear_requests();
     let again = env.run(&["--json", "sync"]).await;
-    again.assert_code(0);
+    again.expect_code(0);
     assert!(
         env.docspace_writes().is_empty(),
         "{:?}",
@@ -132,7 +132,7 @@ async fn fault_storm_completes_and_invites_each_new_assignee_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_midway_then_rerun_ends_in_the_same_state_without_duplicates() {
     let (aw, dw, ids) = seed::bench(600, 120, 0.5);
-    let env = Env::start(aw, dw, Default::default(), Default::default()).await;
+    let env = Sims::start(aw, dw, (), Default::default(), Default::default()).await;
     // One invitation per call and a slow DocSpace: the inviting phase lasts long enough
     // (60 calls, 8 at a time, 40 ms each) to be interrupted.
     env.write_config(&format!(
@@ -143,10 +143,7 @@ async fn sigkill_midway_then_rerun_ends_in_the_same_state_without_duplicates() {
     let new = new_people(&ids);
     assert_eq!(new.len(), 60);
 
-    let mut child = env
-        .command(&["--json", "sync"])
-        .spawn()
-        .expect("spawn sync");
+    let mut child = env.configured(&["--json", "sync"]).spawn();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if env.invitations_sent().len() >= 20 {
@@ -159,13 +156,8 @@ async fn sigkill_midway_then_rerun_ends_in_the_same_state_without_duplicates() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     child.start_kill().expect("SIGKILL");
-    let killed = support_sync::wait(child).await;
-    assert_eq!(
-        killed.code,
-        None,
-        "not killed by a signal: {}",
-        killed.describe()
-    );
+    let killed = child.output().await;
+    assert_eq!(killed.code, None, "not killed by a signal: {killed}");
     // Let requests the dead process left in flight settle in the sim.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let before = env.invitations_sent();
@@ -182,9 +174,9 @@ async fn sigkill_midway_then_rerun_ends_in_the_same_state_without_duplicates() {
 
     // The killed run recorded the batches it saw answered, as they were answered.
     let history = env.run(&["--json", "history", "--limit", "1000"]).await;
-    history.assert_code(0);
+    history.expect_code(0);
     let recorded: Vec<String> = history
-        .json_lines()
+        .json()
         .iter()
         .filter(|r| r["action"] == "invite" && r["outcome"] == "invited")
         .filter_map(|r| r["email"].as_str().map(str::to_string))
@@ -201,7 +193,7 @@ async fn sigkill_midway_then_rerun_ends_in_the_same_state_without_duplicates() {
 
     env.docspace.set_latency(Duration::ZERO);
     let rerun = env.run(&["--json", "sync"]).await;
-    rerun.assert_code(0);
+    rerun.expect_code(0);
     assert_each_once(&env.invitations_sent(), &new);
     let outcomes = rerun.outcomes();
     let invited_now = (new.len() - before.len()) as u64;
@@ -227,7 +219,7 @@ async fn sigkill_midway_then_rerun_ends_in_the_same_state_without_duplicates() {
 
     env.docspace.clear_requests();
     let third = env.run(&["--json", "sync"]).await;
-    third.assert_code(0);
+    third.expect_code(0);
     assert!(
         env.docspace_writes().is_empty(),
         "{:?}",
@@ -243,9 +235,10 @@ async fn sigkill_midway_then_rerun_ends_in_the_same_state_without_duplicates() {
 async fn rate_limited_run_completes_with_zero_failed_actions() {
     let (aw, dw, ids) = seed::bench(600, 40, 0.5);
     let window = Duration::from_secs(1);
-    let env = Env::start(
+    let env = Sims::start(
         aw,
         dw,
+        (),
         AsanaSimOptions {
             requests_per_minute: Some(4),
             rate_window: window,
@@ -267,7 +260,7 @@ async fn rate_limited_run_completes_with_zero_failed_actions() {
     ));
 
     let run = env.run(&["--json", "sync"]).await;
-    run.assert_code(0);
+    run.expect_code(0);
     let summary = run.summary();
     assert!(summary["asana_429"].as_u64().unwrap_or(0) >= 1, "{summary}");
     assert!(
@@ -278,7 +271,7 @@ async fn rate_limited_run_completes_with_zero_failed_actions() {
     assert!(env.docspace.requests().iter().any(|r| r.status == 429));
 
     let outcomes = run.outcomes();
-    assert_eq!(outcomes.get("failed"), None, "{}", run.describe());
+    assert_eq!(outcomes.get("failed"), None, "{run}");
     assert_eq!(outcomes.get("invited"), Some(&20), "{outcomes:?}");
     assert_eq!(outcomes.get("already_member"), Some(&20), "{outcomes:?}");
     assert_eq!(run.room_outcomes().get("failed"), None);

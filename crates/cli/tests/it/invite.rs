@@ -2,13 +2,12 @@
 //! "never a second invitation" rule, integer `type` and room `access` on the wire, room
 //! shares by resolved user id, and refusals that happen before any write.
 
-mod common;
-
-use common::{assert_contract_line, matching, Sims};
 use serde_json::{json, Value};
 
+use crate::harness::{assert_contract_line, matching, Output, Sims};
+
 /// Runs `invite --task TASK --json [extra…]` and returns the output.
-async fn invite(s: &Sims, task: &str, extra: &[&str]) -> common::Output {
+async fn invite(s: &Sims, task: &str, extra: &[&str]) -> Output {
     s.cmd()
         .args(["invite", "--json", "--task", task])
         .args(extra.iter().copied())

@@ -7,31 +7,33 @@
 //! - 1,000 events queued, the server killed mid-way: after a restart every event is
 //!   processed and nobody is invited twice.
 
-#![cfg(unix)]
-
+use std::ops::Deref;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bridge_core::record::{self, HistoryFilter, Store};
-use bridge_sim::seed::{DEMO_ASANA_TOKEN, DEMO_DOCSPACE_KEY};
-use bridge_sim::{AsanaSim, AsanaSimOptions, AsanaWorld, DocSpaceSim, DocSpaceSimOptions};
-use tokio::process::{Child, Command};
+use bridge_sim::{AsanaSimOptions, AsanaWorld, DocSpaceSimOptions};
 
+use crate::harness::{free_port, Running, Sims};
+
+/// Both simulators (one project with a rule, `people` users, `tasks` unassigned tasks)
+/// and the port `serve` listens on.
 struct Env {
-    asana: AsanaSim,
-    docspace: DocSpaceSim,
+    sims: Sims<()>,
     project: String,
     users: Vec<String>,
     emails: Vec<String>,
     tasks: Vec<String>,
-    state: PathBuf,
-    config: PathBuf,
     port: u16,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+}
+
+impl Deref for Env {
+    type Target = Sims<()>;
+    fn deref(&self) -> &Sims<()> {
+        &self.sims
+    }
 }
 
 impl Env {
@@ -49,62 +51,28 @@ impl Env {
         let tasks = (0..tasks)
             .map(|i| w.add_task(&project, &format!("T{i}"), None))
             .collect();
-        let asana = AsanaSim::start(w, AsanaSimOptions::default())
-            .await
-            .unwrap();
-        let docspace = DocSpaceSim::start(Default::default(), DocSpaceSimOptions::default())
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state.db");
-        let config = dir.path().join("bridge.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[asana]\nrequests_per_minute = 100000\n\n[serve]\nworkers = 4\nlease_secs = 2\n\n\
-                 [[rules]]\nproject = \"{project}\"\n"
-            ),
+        let sims = Sims::start(
+            w,
+            Default::default(),
+            (),
+            AsanaSimOptions::default(),
+            DocSpaceSimOptions::default(),
         )
-        .unwrap();
-        // A free port, reused across the restart: Asana's target URL cannot change.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        .await;
+        sims.write_config(&format!(
+            "[asana]\nrequests_per_minute = 100000\n\n[serve]\nworkers = 4\nlease_secs = 2\n\n\
+             [[rules]]\nproject = \"{project}\"\n"
+        ));
         Env {
-            asana,
-            docspace,
+            sims,
             project,
             users,
             emails,
             tasks,
-            state,
-            config,
-            port,
+            // A free port, reused across the restart: Asana's target URL cannot change.
+            port: free_port(),
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
-            _dir: dir,
         }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_asana-docspace"));
-        c.env("ASANA_TOKEN", DEMO_ASANA_TOKEN)
-            .env("ASANA_BASE_URL", self.asana.base_url())
-            .env("DOCSPACE_URL", self.docspace.base_url())
-            .env("DOCSPACE_API_KEY", DEMO_DOCSPACE_KEY)
-            .env("ASANA_DOCSPACE_STATE", &self.state)
-            .env("ASANA_DOCSPACE_CONFIG", &self.config)
-            .env("ASANA_DOCSPACE_BACKOFF_MS", "5")
-            .env("ASANA_DOCSPACE_LOG", "warn")
-            .env_remove("ONLYOFFICE_API_HOST")
-            .env_remove("ONLYOFFICE_API_KEY")
-            .env_remove("HTTP_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("ALL_PROXY")
-            .env_remove("all_proxy")
-            .kill_on_drop(true);
-        c
     }
 
     fn base(&self) -> String {
@@ -112,14 +80,11 @@ impl Env {
     }
 
     /// Starts `serve` and waits until it answers `/healthz`.
-    async fn serve(&self) -> Child {
+    async fn serve(&self) -> Running {
         let child = self
-            .cmd()
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .configured(&["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .env("ASANA_DOCSPACE_LOG", "warn")
+            .spawn_server();
         let url = format!("{}/healthz", self.base());
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -135,8 +100,7 @@ impl Env {
 
     async fn create_webhook(&self) -> serde_json::Value {
         let out = self
-            .cmd()
-            .args([
+            .run(&[
                 "webhooks",
                 "create",
                 "--json",
@@ -145,19 +109,9 @@ impl Env {
                 "--target",
                 &self.base(),
             ])
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "webhooks create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn invitations(&self) -> Vec<String> {
-        self.docspace.world(|w| w.invitations_sent())
+            .await;
+        out.expect_code(0);
+        serde_json::from_str(&out.stdout).unwrap()
     }
 
     async fn wait_for(&self, what: &str, limit: Duration, mut cond: impl FnMut(&Env) -> bool) {
@@ -172,7 +126,7 @@ impl Env {
     }
 }
 
-async fn sigkill(mut child: Child) {
+async fn sigkill(mut child: Running) {
     child.start_kill().unwrap();
     let status = child.wait().await.unwrap();
     assert_eq!(status.signal(), Some(9), "{status:?}");
@@ -198,11 +152,11 @@ async fn an_assignment_is_one_invitation_within_a_second_across_a_sigkill() {
         .world(|w| w.assign_task(&env.tasks[0], Some(&env.users[0])))
         .unwrap();
     env.wait_for("the first invitation", Duration::from_secs(1), |e| {
-        !e.invitations().is_empty()
+        !e.invitations_sent().is_empty()
     })
     .await;
     let first = started.elapsed();
-    assert_eq!(env.invitations(), vec![env.emails[0].clone()]);
+    assert_eq!(env.invitations_sent(), vec![env.emails[0].clone()]);
 
     sigkill(server).await;
     let server = env.serve().await;
@@ -212,7 +166,7 @@ async fn an_assignment_is_one_invitation_within_a_second_across_a_sigkill() {
         .world(|w| w.assign_task(&env.tasks[1], Some(&env.users[1])))
         .unwrap();
     env.wait_for("the second invitation", Duration::from_secs(1), |e| {
-        e.invitations().len() == 2
+        e.invitations_sent().len() == 2
     })
     .await;
     let second = started.elapsed();
@@ -220,23 +174,17 @@ async fn an_assignment_is_one_invitation_within_a_second_across_a_sigkill() {
     env.asana.flush_deliveries().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
-        env.invitations(),
+        env.invitations_sent(),
         vec![env.emails[0].clone(), env.emails[1].clone()]
     );
     eprintln!("assignment → invitation: {first:?} before, {second:?} after the SIGKILL");
 
     // The audit log tells where each action came from.
     let out = env
-        .cmd()
-        .args(["history", "--json", "--task", &env.tasks[1]])
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success());
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .run(&["history", "--json", "--task", &env.tasks[1]])
+        .await;
+    out.expect_code(0);
+    let rows = out.json();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["source"], "webhook");
     assert_eq!(rows[0]["outcome"], "invited");
@@ -265,7 +213,9 @@ async fn a_thousand_queued_events_survive_a_sigkill_without_duplicate_invitation
     env.docspace.set_latency(Duration::from_millis(10));
     let server = env.serve().await;
     env.create_webhook().await;
-    let store: Arc<dyn Store> = record::open(env.state.to_str().unwrap()).await.unwrap();
+    let store: Arc<dyn Store> = record::open(env.state_path().to_str().unwrap())
+        .await
+        .unwrap();
 
     // 1,000 assignments (50 people, 20 tasks each), delivered in batches of 100.
     env.asana.world(|w| {
@@ -299,7 +249,7 @@ async fn a_thousand_queued_events_survive_a_sigkill_without_duplicate_invitation
     );
 
     sigkill(server).await;
-    let before = env.invitations().len();
+    let before = env.invitations_sent().len();
     let depth = store.queue_depth().await.unwrap();
     assert!(
         depth.queued + depth.running > 0,
@@ -319,7 +269,7 @@ async fn a_thousand_queued_events_survive_a_sigkill_without_duplicate_invitation
     }
     drop(server);
 
-    let mut sent = env.invitations();
+    let mut sent = env.invitations_sent();
     assert_eq!(sent.len(), PEOPLE, "one invitation per person: {sent:?}");
     sent.sort();
     sent.dedup();

@@ -1,11 +1,10 @@
 //! `add-to-workspace --workspace GID --user EMAIL|GID|me`: Asana's addUser, the printed
 //! user record, and clear answers for 403 (not an admin) and 404 (unknown workspace).
 
-mod common;
-
 use bridge_sim::{seed, AsanaSimOptions, DocSpaceSimOptions};
-use common::{matching, Sims};
 use serde_json::json;
+
+use crate::harness::{matching, Sims};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adds_a_new_email_and_prints_the_user_record_as_json() {

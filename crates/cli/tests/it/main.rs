@@ -1,0 +1,16 @@
+//! Integration tests of the `asana-docspace` binary: one test binary, one module per
+//! concern, all through the one harness in `harness` (simulators on port 0, the real
+//! binary, and one rule for its environment).
+
+mod add_to_workspace;
+mod config;
+mod contract;
+mod harness;
+mod invite;
+mod retries;
+mod secrets;
+#[cfg(unix)]
+mod serve_sigkill;
+mod sync;
+mod sync_flow;
+mod sync_reliability;

@@ -1,0 +1,160 @@
+//! Claims: at most one holder per key while its lease holds; a dead holder's claim is
+//! taken over and reported stale; a release after the caller's epoch makes its reading
+//! stale too; heartbeats keep a claim.
+
+use std::time::Duration;
+
+use bridge_core::record::{ClaimEpoch, Holder};
+
+use crate::support::store;
+
+fn keys(k: &[&str]) -> Vec<String> {
+    k.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_held_key_is_refused_to_others_and_granted_again_to_its_holder() {
+    let (_d, s) = store().await;
+    let (a, b) = (Holder::new(), Holder::new());
+    let epoch = s.claim_epoch().await.unwrap();
+    let lease = Duration::from_secs(60);
+    let got = s
+        .claim_keys(&keys(&["person:x", "person:y"]), &a, epoch, lease)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|g| !g.stale), "nobody acted before: {got:?}");
+    let other = s
+        .claim_keys(&keys(&["person:x", "person:z"]), &b, epoch, lease)
+        .await
+        .unwrap();
+    assert_eq!(
+        other.iter().map(|g| g.key.as_str()).collect::<Vec<_>>(),
+        ["person:z"]
+    );
+    let again = s
+        .claim_keys(&keys(&["person:x"]), &a, epoch, lease)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "the holder keeps its own claim");
+    // Releasing only gives back what the caller holds.
+    s.release_claims(&keys(&["person:x"]), &b).await.unwrap();
+    assert!(s
+        .claim_keys(&keys(&["person:x"]), &b, epoch, lease)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_release_after_the_epoch_makes_the_reading_stale_and_a_later_epoch_does_not() {
+    let (_d, s) = store().await;
+    let (a, b) = (Holder::new(), Holder::new());
+    let lease = Duration::from_secs(60);
+    let before = s.claim_epoch().await.unwrap();
+    s.claim_keys(&keys(&["person:x"]), &a, before, lease)
+        .await
+        .unwrap();
+    s.release_claims(&keys(&["person:x"]), &a).await.unwrap();
+    let after = s.claim_epoch().await.unwrap();
+    assert!(after > before);
+    let stale = s
+        .claim_keys(&keys(&["person:x"]), &b, before, lease)
+        .await
+        .unwrap();
+    assert!(stale[0].stale, "a read before A acted is stale");
+    s.release_claims(&keys(&["person:x"]), &b).await.unwrap();
+    let c = Holder::new();
+    let epoch = s.claim_epoch().await.unwrap();
+    let fresh = s
+        .claim_keys(&keys(&["person:x"]), &c, epoch, lease)
+        .await
+        .unwrap();
+    assert!(!fresh[0].stale, "a read after the last release is fresh");
+}
+
+#[tokio::test]
+async fn an_expired_claim_is_taken_over_as_stale_and_a_heartbeat_keeps_it() {
+    let (_d, s) = store().await;
+    let (dead, alive, newcomer) = (Holder::new(), Holder::new(), Holder::new());
+    let epoch = ClaimEpoch::default();
+    let short = Duration::from_millis(200);
+    s.claim_keys(&keys(&["person:dead"]), &dead, epoch, short)
+        .await
+        .unwrap();
+    s.claim_keys(&keys(&["person:alive"]), &alive, epoch, short)
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(s.extend_claims(&alive, short).await.unwrap(), 1);
+    }
+    let got = s
+        .claim_keys(
+            &keys(&["person:dead", "person:alive"]),
+            &newcomer,
+            epoch,
+            short,
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].key, "person:dead");
+    assert!(
+        got[0].stale,
+        "the dead holder may have acted before it died"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_claimers_never_share_a_key() {
+    let (_d, s) = store().await;
+    let all: Vec<String> = (0..50).map(|i| format!("person:{i}")).collect();
+    let runs = (0..8).map(|_| {
+        let s = s.clone();
+        let all = all.clone();
+        tokio::spawn(async move {
+            let h = Holder::new();
+            s.claim_keys(&all, &h, ClaimEpoch::default(), Duration::from_secs(60))
+                .await
+                .unwrap()
+        })
+    });
+    let mut granted: Vec<String> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .flat_map(|r| r.unwrap().into_iter().map(|g| g.key))
+        .collect();
+    granted.sort();
+    let mut want = all.clone();
+    want.sort();
+    assert_eq!(granted, want, "each key granted exactly once");
+}
+
+#[tokio::test]
+async fn a_running_jobs_lease_is_extended_until_it_is_settled() {
+    use bridge_core::domain::{JobKind, JobPayload, Source};
+    use bridge_core::record::NewJob;
+    let (_d, s) = store().await;
+    s.enqueue(&[NewJob {
+        kind: JobKind::Project,
+        resource_gid: "1".into(),
+        project_gid: Some("1".into()),
+        dedupe_key: "k".into(),
+        payload: JobPayload::from_source(Source::Watch),
+    }])
+    .await
+    .unwrap();
+    let short = Duration::from_millis(300);
+    let job = s.claim(1, short).await.unwrap().pop().unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(s.extend_lease(job.id, short).await.unwrap());
+    }
+    assert!(
+        s.claim(1, short).await.unwrap().is_empty(),
+        "a renewed job is not handed out again"
+    );
+    s.complete(job.id).await.unwrap();
+    assert!(!s.extend_lease(job.id, short).await.unwrap());
+}
