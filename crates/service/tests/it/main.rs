@@ -5,6 +5,7 @@
 mod dedupe;
 mod handshake;
 mod health_metrics;
+mod overlap;
 mod queue;
 mod reassign;
 mod signature;
