@@ -12,16 +12,7 @@ use crate::harness::{new_people, rules, Sims};
 
 /// Every email in every `POST /people/invite` the simulator received, once per request.
 fn invite_requests<I>(s: &Sims<I>) -> Vec<String> {
-    s.invite_posts()
-        .iter()
-        .flat_map(|r| {
-            r.body
-                .as_ref()
-                .and_then(|b| b["invitations"].as_array().cloned())
-                .unwrap_or_default()
-        })
-        .filter_map(|i| i["email"].as_str().map(str::to_string))
-        .collect()
+    s.docspace.invite_requests()
 }
 
 /// Emails per person id in every room share request, once per request.

@@ -137,18 +137,7 @@ impl World {
 
     /// Invitations the DocSpace simulator received, one entry per email per request.
     fn invite_requests(&self) -> Vec<String> {
-        self.docspace
-            .requests()
-            .iter()
-            .filter(|r| r.method == "POST" && r.path.ends_with("/people/invite"))
-            .flat_map(|r| {
-                r.body
-                    .as_ref()
-                    .and_then(|b| b["invitations"].as_array().cloned())
-                    .unwrap_or_default()
-            })
-            .filter_map(|i| i["email"].as_str().map(str::to_string))
-            .collect()
+        self.docspace.invite_requests()
     }
 
     fn share_requests(&self) -> usize {

@@ -10,47 +10,13 @@ use bridge_core::record::HistoryFilter;
 use bridge_service::WatchConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{eventually, rule, sign, test_config, Options, TestApp};
-
-/// A signed-delivery body with one assignee change per `(task, user)`.
-fn delivery(changes: &[(&str, &str)], at: &str) -> Vec<u8> {
-    let events: Vec<_> = changes
-        .iter()
-        .map(|(task, user)| {
-            serde_json::json!({
-                "user": {"gid": "1", "resource_type": "user"},
-                "resource": {"gid": task, "resource_type": "task", "resource_subtype": "default_task"},
-                "type": "task",
-                "action": "changed",
-                "parent": null,
-                "created_at": at,
-                "change": {"field": "assignee", "action": "changed",
-                           "new_value": {"gid": user, "resource_type": "user"}}
-            })
-        })
-        .collect();
-    serde_json::to_vec(&serde_json::json!({ "events": events })).unwrap()
-}
+use crate::support::{delivery, eventually, rule, sign, test_config, Options, TestApp};
 
 /// Emails in every `POST /people/invite` the simulator received, counted per request.
 fn invite_requests(app: &TestApp) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
-    for r in app
-        .docspace
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/people/invite"))
-    {
-        for i in r
-            .body
-            .as_ref()
-            .and_then(|b| b["invitations"].as_array().cloned())
-            .unwrap_or_default()
-        {
-            if let Some(e) = i["email"].as_str() {
-                *out.entry(e.to_string()).or_default() += 1;
-            }
-        }
+    for e in app.docspace.invite_requests() {
+        *out.entry(e).or_default() += 1;
     }
     out
 }

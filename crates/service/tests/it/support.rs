@@ -307,17 +307,27 @@ where
 
 /// A delivery body with one assignee change, the way Asana (and the sim) write it.
 pub fn assignee_delivery(task: &str, user: &str, at: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({"events": [{
-        "user": {"gid": "1", "resource_type": "user"},
-        "resource": {"gid": task, "resource_type": "task", "resource_subtype": "default_task"},
-        "type": "task",
-        "action": "changed",
-        "parent": null,
-        "created_at": at,
-        "change": {"field": "assignee", "action": "changed",
-                   "new_value": {"gid": user, "resource_type": "user"}}
-    }]}))
-    .unwrap()
+    delivery(&[(task, user)], at)
+}
+
+/// A delivery body with one assignee change per `(task, user)`, all at `at`.
+pub fn delivery(changes: &[(&str, &str)], at: &str) -> Vec<u8> {
+    let events: Vec<_> = changes
+        .iter()
+        .map(|(task, user)| {
+            serde_json::json!({
+                "user": {"gid": "1", "resource_type": "user"},
+                "resource": {"gid": task, "resource_type": "task", "resource_subtype": "default_task"},
+                "type": "task",
+                "action": "changed",
+                "parent": null,
+                "created_at": at,
+                "change": {"field": "assignee", "action": "changed",
+                           "new_value": {"gid": user, "resource_type": "user"}}
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "events": events })).unwrap()
 }
 
 pub fn sign(secret: &str, body: &[u8]) -> String {

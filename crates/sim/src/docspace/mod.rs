@@ -109,6 +109,22 @@ impl DocSpaceSim {
         self.harness.log.snapshot()
     }
 
+    /// Every email of every `POST /people/invite` received, once per request that named
+    /// it: what "one invitation request per person" is checked against.
+    pub fn invite_requests(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/people/invite"))
+            .flat_map(|r| {
+                r.body
+                    .as_ref()
+                    .and_then(|b| b["invitations"].as_array().cloned())
+                    .unwrap_or_default()
+            })
+            .filter_map(|i| i["email"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Forgets the request log, so a test can assert on what a later step sends.
     pub fn clear_requests(&self) {
         self.harness.log.clear();
