@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bridge_core::record::{NewJob, Store};
+use bridge_core::record::{NewJob, Store, StoreError};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
@@ -39,14 +39,15 @@ pub struct Enqueued {
 }
 
 /// Why jobs could not be stored. The caller answers 503 so Asana retries.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EnqueueError {
     /// The writer has stopped (shutdown).
     #[error("the queue writer has stopped")]
     Closed,
-    /// The transaction failed; nothing of this batch was stored.
+    /// The transaction failed; nothing of this batch was stored. Shared by every
+    /// delivery of the group commit, hence the `Arc`.
     #[error("storing jobs failed: {0}")]
-    Store(String),
+    Store(#[source] Arc<StoreError>),
 }
 
 struct Submission {
@@ -265,9 +266,9 @@ async fn run(
             }
             Err(e) => {
                 tracing::error!(error = %e, jobs = jobs.len(), "storing a batch of jobs failed");
-                let msg = e.to_string();
+                let e = Arc::new(e);
                 for s in batch.drain(..) {
-                    let _ = s.reply.send(Err(EnqueueError::Store(msg.clone())));
+                    let _ = s.reply.send(Err(EnqueueError::Store(e.clone())));
                 }
                 sizes.clear();
             }
@@ -317,10 +318,10 @@ mod tests {
         let (intake, task) = writer().await;
         task.abort();
         let _ = task.await;
-        assert_eq!(
+        assert!(matches!(
             intake.submit(vec![job("a")]).await,
             Err(EnqueueError::Closed)
-        );
+        ));
         assert_eq!(intake.backlog().pending(), 0);
     }
 
