@@ -181,10 +181,11 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
 
     // 2. The claim history's present, then the intake: whatever DocSpace says from here on
     //    is judged fresh or stale against it.
-    let epoch = if opts.dry_run {
-        ClaimEpoch::default()
-    } else {
-        svc.store.claim_epoch().await?
+    //    A task scope reads nothing of DocSpace before its claims (no prefetch), so every
+    //    reading is fresh and it skips the epoch read.
+    let epoch = match scope {
+        Scope::Projects(_) if !opts.dry_run => svc.store.claim_epoch().await?,
+        _ => ClaimEpoch::default(),
     };
     let gathered = gather(&cx, scope).await?;
     for task in &gathered.completed {

@@ -7,7 +7,9 @@ CREATE TABLE claims (
     key           TEXT    PRIMARY KEY,
     holder        TEXT,
     lease_until   INTEGER,
-    released_seq  INTEGER NOT NULL DEFAULT 0
+    released_seq  INTEGER NOT NULL DEFAULT 0,
+    -- 1 when the current holder took the claim over from one whose lease had run out.
+    took_over     INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 
 CREATE INDEX claims_released ON claims (released_seq);

@@ -313,6 +313,37 @@ fn enqueue_chunk_sql() -> &'static str {
     })
 }
 
+/// Takes one claim key if it is free, already `holder`'s, or expired at `now`: `Some((the
+/// key's last released_seq, whether it was taken over from a dead holder))`, or `None` when
+/// someone alive holds it.
+async fn claim_one<'e, E>(
+    e: E,
+    key: &str,
+    holder: &Holder,
+    until: i64,
+    now: i64,
+) -> Result<Option<(i64, i64)>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    Ok(sqlx::query_as(
+        "INSERT INTO claims (key, holder, lease_until, took_over) VALUES (?1, ?2, ?3, 0) \
+         ON CONFLICT (key) DO UPDATE SET holder = ?2, lease_until = ?3, \
+             took_over = (claims.holder IS NOT NULL AND claims.holder <> ?2) \
+         WHERE claims.holder IS NULL OR claims.holder = ?2 OR claims.lease_until <= ?4 \
+         RETURNING released_seq, took_over",
+    )
+    .bind(key)
+    .bind(&holder.0)
+    .bind(until)
+    .bind(now)
+    .fetch_optional(e)
+    .await?)
+}
+
+/// Keys per `release_claims` statement (one bound parameter each, well under SQLite's limit).
+const RELEASE_CHUNK: usize = 500;
+
 fn job_not_found(id: i64) -> StoreError {
     StoreError::NotFound(format!("job {id}"))
 }
@@ -596,38 +627,27 @@ impl Store for SqliteStore {
         let now = now_ms();
         let until = now.saturating_add(dur_ms(lease));
         let mut granted = Vec::new();
-        // One write transaction: SQLite serialises writers, so no two holders can both see
-        // a key free. The old row is read first to tell a takeover of a dead holder's claim
-        // (stale) from a free key.
+        // One upsert per key, atomic by itself: it takes the key only if it is free, ours,
+        // or its lease ran out, and says which (RETURNING sees the old `released_seq`; the
+        // SET reads the old holder). A single key needs no transaction; several share one.
+        let stale = |(seq, took_over): (i64, i64)| took_over != 0 || seq > since.0;
+        if let [key] = keys {
+            if let Some(row) = claim_one(&self.write, key, holder, until, now).await? {
+                granted.push(Granted {
+                    key: key.clone(),
+                    stale: stale(row),
+                });
+            }
+            return Ok(granted);
+        }
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         for key in keys {
-            let old: Option<(Option<String>, Option<i64>, i64)> = sqlx::query_as(
-                "SELECT holder, lease_until, released_seq FROM claims WHERE key = ?",
-            )
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let stale = match &old {
-                None => false,
-                Some((Some(h), _, _)) if *h == holder.0 => false,
-                Some((Some(_), Some(lease_until), _)) if *lease_until > now => continue,
-                // Held by a holder that stopped renewing: it may have acted before dying.
-                Some((Some(_), _, _)) => true,
-                Some((None, _, seq)) => *seq > since.0,
-            };
-            sqlx::query(
-                "INSERT INTO claims (key, holder, lease_until) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (key) DO UPDATE SET holder = ?2, lease_until = ?3",
-            )
-            .bind(key)
-            .bind(&holder.0)
-            .bind(until)
-            .execute(&mut *tx)
-            .await?;
-            granted.push(Granted {
-                key: key.clone(),
-                stale,
-            });
+            if let Some(row) = claim_one(&mut *tx, key, holder, until, now).await? {
+                granted.push(Granted {
+                    key: key.clone(),
+                    stale: stale(row),
+                });
+            }
         }
         tx.commit().await?;
         Ok(granted)
@@ -647,22 +667,21 @@ impl Store for SqliteStore {
         if keys.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(released_seq), 0) + 1 FROM claims")
-            .fetch_one(&mut *tx)
-            .await?;
-        for key in keys {
-            sqlx::query(
-                "UPDATE claims SET holder = NULL, lease_until = NULL, released_seq = ?1 \
-                 WHERE key = ?2 AND holder = ?3",
-            )
-            .bind(seq)
-            .bind(key)
-            .bind(&holder.0)
-            .execute(&mut *tx)
-            .await?;
+        // One statement per chunk, atomic by itself; every key released together gets the
+        // same next sequence number.
+        for chunk in keys.chunks(RELEASE_CHUNK) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "UPDATE claims SET holder = NULL, lease_until = NULL, took_over = 0, \
+                 released_seq = (SELECT COALESCE(MAX(released_seq), 0) + 1 FROM claims) \
+                 WHERE holder = ? AND key IN ({marks})"
+            );
+            let mut q = sqlx::query(&sql).bind(&holder.0);
+            for k in chunk {
+                q = q.bind(k);
+            }
+            q.execute(&self.write).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
