@@ -318,12 +318,16 @@ impl Ledger {
         )
     }
 
-    /// Writes rows in one transaction.
+    /// Writes rows in one transaction (one row needs none: a single insert is atomic).
     pub async fn write(
         &self,
         store: &dyn Store,
         rows: &[NewLedgerEntry],
     ) -> Result<(), StoreError> {
-        store.record_many(rows).await
+        match rows {
+            [] => Ok(()),
+            [row] => store.record(row).await.map(|_| ()),
+            rows => store.record_many(rows).await,
+        }
     }
 }
