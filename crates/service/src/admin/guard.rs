@@ -10,7 +10,8 @@
 //!   Basic auth is sent by the browser on cross-site requests too, so without this any
 //!   page the admin visits could replay the queue.
 //! - **Headers**: a CSP allowing only our own stylesheet and script, no framing, no
-//!   sniffing, no referrer, and `no-store` (pages show people's emails).
+//!   sniffing, referrers only to ourselves (`no-referrer` would make browsers send
+//!   `Origin: null` on our own form posts), and `no-store` (pages show people's emails).
 
 use std::sync::Arc;
 
@@ -36,7 +37,7 @@ pub const SECURITY_HEADERS: [(&str, &str); 7] = [
     ),
     ("x-frame-options", "DENY"),
     ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),
     ("cache-control", "no-store"),
     ("cross-origin-opener-policy", "same-origin"),
     ("cross-origin-resource-policy", "same-origin"),

@@ -279,7 +279,8 @@ async fn pages_carry_strict_security_headers_and_never_a_secret() {
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert_eq!(h["x-frame-options"], "DENY");
         assert_eq!(h["cache-control"], "no-store");
-        assert_eq!(h["referrer-policy"], "no-referrer");
+        // Not no-referrer: with it, browsers send `Origin: null` on same-origin form posts.
+        assert_eq!(h["referrer-policy"], "same-origin");
         assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
         let body = r.text().await.unwrap();
         for s in [

@@ -3,6 +3,7 @@
 //! (The SIGKILL test runs the real binary: `crates/cli/tests/it/serve_sigkill.rs`.)
 
 mod admin;
+mod browser;
 mod dedupe;
 mod handshake;
 mod health_metrics;
