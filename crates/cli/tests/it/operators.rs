@@ -235,3 +235,38 @@ async fn log_format_json_writes_one_json_object_per_log_line() {
         .await
         .expect_code(2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_turns_the_status_page_on_from_the_environment_and_the_file() {
+    let s = Sims::demo().await;
+    s.write_config(&format!(
+        "{}\n[admin]\nviewer_password = \"{VIEWER_PASSWORD}\"\n",
+        s.demo_rules()
+    ));
+    let port = crate::harness::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = s
+        .configured(&["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("ASANA_DOCSPACE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("ASANA_DOCSPACE_LOG", "warn")
+        .spawn_server();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "serve did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let status = |user: Option<(&'static str, &'static str)>| {
+        let mut req = http.get(format!("{base}/admin"));
+        if let Some((u, p)) = user {
+            req = req.basic_auth(u, Some(p));
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(None).await, 401);
+    assert_eq!(status(Some(("admin", ADMIN_PASSWORD))).await, 200);
+    assert_eq!(status(Some(("viewer", VIEWER_PASSWORD))).await, 200);
+    assert_eq!(status(Some(("admin", VIEWER_PASSWORD))).await, 401);
+    server.start_kill().unwrap();
+    let _ = server.wait().await;
+}
