@@ -2,13 +2,18 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "asana-docspace",
-    version,
-    about = "Give the people assigned to Asana tasks access to ONLYOFFICE DocSpace: once, safely, fast."
+    // `0.1.0 (abc1234)`: the crate version and the git commit it was built from (build.rs).
+    version = env!("ASANA_DOCSPACE_VERSION"),
+    about = "Give the people assigned to Asana tasks access to ONLYOFFICE DocSpace: once, safely, fast.",
+    after_long_help = "Exit codes: 0 done (including \"already there\"); 1 an API or network failure \
+        remained after retries; 2 usage or configuration error; 3 nothing to do (no assignee, \
+        or the email is not visible).\n\nCredentials come from the environment (ASANA_TOKEN, \
+        DOCSPACE_URL, DOCSPACE_API_KEY) or the config file, never from flags."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -47,6 +52,18 @@ pub struct Global {
     /// More logging on stderr (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log lines on stderr as text, or as one JSON object per line (for log shippers).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines on stderr are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: timestamp, level, target, fields.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +92,34 @@ pub enum Command {
     Watch(WatchArgs),
     /// Put the queue's dead letters back in the queue (after fixing what killed them).
     Replay(ReplayArgs),
+    /// Check the configuration file and show the effective configuration.
+    Config(ConfigArgs),
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, e.g. `asana-docspace man > asana-docspace.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config file ([[rules]], [sync], [serve], [admin]) and the connection
+    /// settings, and print the effective configuration with secrets redacted. Exit 2 on a
+    /// problem. Offline unless --online.
+    Check {
+        /// Also check that both credentials work and that each rule's room exists.
+        #[arg(long)]
+        online: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use bridge_core::config::{validate_rules, RawRule, Rule, SyncSection, SyncSettings};
 use bridge_core::CoreError;
-use bridge_service::config::ServeSection;
+use bridge_service::config::{AdminSection, ServeSection};
 use serde::Deserialize;
 
 /// The file as written by the user. Every connection value is optional here because
@@ -27,6 +27,8 @@ pub struct FileConfig {
     pub sync: SyncSection,
     #[serde(default)]
     pub serve: ServeSection,
+    #[serde(default)]
+    pub admin: AdminSection,
     #[serde(default)]
     pub rules: Vec<RawRule>,
 }
@@ -115,6 +117,7 @@ mod tests {
             "[asana]\ntokn = \"x\"\n",
             "[sync]\nbatch = 3\n",
             "[serve]\nlisen = \"x\"\n",
+            "[admin]\npassword = \"x\"\n",
             "stat = \"x\"\n",
         ] {
             assert!(FileConfig::parse(text).is_err(), "accepted {text}");

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, LogFormat};
 
 /// The brief's exit codes, in one place.
 pub mod exit {
@@ -56,7 +56,7 @@ pub fn from_core(e: bridge_core::CoreError) -> anyhow::Error {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.global.verbose);
+    init_tracing(cli.global.verbose, cli.global.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -91,12 +91,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Webhooks(a) => commands::webhooks::run(g, a).await,
         Command::Watch(a) => commands::watch::run(g, a).await,
         Command::Replay(a) => commands::replay::run(g, a).await,
+        Command::Config(a) => commands::config::run(g, a).await,
+        Command::Completions { shell } => commands::docs::completions(shell),
+        Command::Man => commands::docs::man(),
     }
 }
 
 /// Logs go to stderr so stdout stays clean for `--json`. Quiet by default: the tool's
-/// own output is the interface; `-v` shows retries and rate-limit waits.
-fn init_tracing(verbose: u8) {
+/// own output is the interface; `-v` shows retries and rate-limit waits. With
+/// `--log-format json`, one JSON object per line (for journald forwarders, Loki, Vector).
+fn init_tracing(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info,asana_api=info,docspace_api=info",
@@ -104,8 +108,11 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ASANA_DOCSPACE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }

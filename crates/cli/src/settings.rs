@@ -15,7 +15,7 @@ use crate::usage;
 pub const DEFAULT_ASANA_BASE_URL: &str = "https://app.asana.com/api/1.0";
 
 /// A non-empty environment variable: `FOO=` counts as unset, as users expect.
-fn env(name: &str) -> Option<String> {
+pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
@@ -24,6 +24,15 @@ pub fn file_config(g: &Global) -> anyhow::Result<FileConfig> {
         Some(path) => FileConfig::load(path).map_err(crate::from_core),
         None => Ok(FileConfig::default()),
     }
+}
+
+/// `--asana-base-url` / `ASANA_BASE_URL`, else `[asana] base_url`, else Asana's.
+pub fn asana_base_url(g: &Global, file: &FileConfig) -> String {
+    g.asana_base_url
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| file.asana.base_url.clone())
+        .unwrap_or_else(|| DEFAULT_ASANA_BASE_URL.to_string())
 }
 
 pub fn asana(g: &Global, file: &FileConfig) -> anyhow::Result<asana_api::Client> {
@@ -35,12 +44,7 @@ pub fn asana(g: &Global, file: &FileConfig) -> anyhow::Result<asana_api::Client>
              Developer apps) and export ASANA_TOKEN=…, or set [asana] token in the config file",
         )
         })?;
-    let base = g
-        .asana_base_url
-        .clone()
-        .filter(|s| !s.trim().is_empty())
-        .or_else(|| file.asana.base_url.clone())
-        .unwrap_or_else(|| DEFAULT_ASANA_BASE_URL.to_string());
+    let base = asana_base_url(g, file);
     let mut cfg = asana_api::Config::new(&base, SecretString::from(token))
         .map_err(|e| usage(format!("ASANA_BASE_URL: {e}")))?;
     if let Some(rpm) = g.asana_rpm.or(file.asana.requests_per_minute) {
@@ -90,6 +94,17 @@ pub fn docspace(g: &Global, file: &FileConfig) -> anyhow::Result<docspace_api::C
     docspace_api::Client::new(cfg).map_err(|e| usage(e.to_string()))
 }
 
+/// The status page's credentials: `ASANA_DOCSPACE_ADMIN_PASSWORD` and
+/// `ASANA_DOCSPACE_VIEWER_PASSWORD` over `[admin]`. A bad value is a configuration error.
+pub fn admin_auth(file: &FileConfig) -> anyhow::Result<bridge_service::config::AdminAuth> {
+    bridge_service::config::AdminAuth::from_section(
+        &file.admin,
+        env("ASANA_DOCSPACE_ADMIN_PASSWORD").map(SecretString::from),
+        env("ASANA_DOCSPACE_VIEWER_PASSWORD").map(SecretString::from),
+    )
+    .map_err(|e| usage(e.to_string()))
+}
+
 /// `ASANA_DOCSPACE_BACKOFF_MS` shortens retry backoff. Tests use it so that a 5xx storm
 /// costs milliseconds instead of seconds; `Retry-After` is still honoured.
 pub fn test_backoff() -> Option<std::time::Duration> {
@@ -110,13 +125,17 @@ fn apply_test_backoff_docspace(cfg: &mut docspace_api::Config) {
     }
 }
 
-pub async fn store(g: &Global, file: &FileConfig) -> anyhow::Result<Arc<dyn Store>> {
-    let location = g
-        .state
+/// `--state` / `ASANA_DOCSPACE_STATE`, else `state` in the file, else the default.
+pub fn state_location(g: &Global, file: &FileConfig) -> String {
+    g.state
         .clone()
         .filter(|s| !s.trim().is_empty())
         .or_else(|| file.state.clone())
-        .unwrap_or_else(|| record::default_location().to_string_lossy().into_owned());
+        .unwrap_or_else(|| record::default_location().to_string_lossy().into_owned())
+}
+
+pub async fn store(g: &Global, file: &FileConfig) -> anyhow::Result<Arc<dyn Store>> {
+    let location = state_location(g, file);
     record::open(&location).await.map_err(|e| {
         usage(format!(
             "state database {location}: {e} (set ASANA_DOCSPACE_STATE to a writable path)"

@@ -1,13 +1,17 @@
 //! The `[serve]` section of the config file ([`ServeSection`]: schema) and
 //! [`ServeConfig`] (everything `serve` and `watch` can be tuned with, with the defaults and
-//! the validation that turns one into the other), in one place. The binary only parses
+//! the validation that turns one into the other), in one place; likewise `[admin]`
+//! ([`AdminSection`]) and the status page's credentials ([`AdminAuth`]). The binary only parses
 //! the file and layers flags over it; tests build a `ServeConfig` directly with short
 //! timings.
 
 use std::time::Duration;
 
 use bridge_core::config::{Ask, Rule, SyncSettings};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// `[serve]`: the always-on side (`serve`, `watch`). Every key is optional; the defaults
 /// are [`ServeConfig::default`].
@@ -45,6 +49,155 @@ pub struct ConfiguredWebhook {
     pub id: String,
     /// The Asana project the webhook watches; its `[[rules]]` entry applies.
     pub project: String,
+}
+
+/// `[admin]`: the status page under `/admin`. It is off unless at least one password is
+/// set (here or in `ASANA_DOCSPACE_ADMIN_PASSWORD` / `ASANA_DOCSPACE_VIEWER_PASSWORD`,
+/// which win). `Debug` redacts both.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Password of the user `admin` (may replay dead letters).
+    pub admin_password: Option<SecretString>,
+    /// Password of the user `viewer` (read only).
+    pub viewer_password: Option<SecretString>,
+}
+
+/// Shortest password accepted for the status page: it guards people's emails and a
+/// button that re-runs invitations.
+pub const MIN_ADMIN_PASSWORD_CHARS: usize = 12;
+
+/// A `[admin]` value (or its environment variable) that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("[admin] {0}")]
+pub struct AdminConfigError(String);
+
+/// Who signed in to the status page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// `viewer`: reads every page, changes nothing.
+    Viewer,
+    /// `admin`: also replays dead letters.
+    Admin,
+}
+
+impl Role {
+    /// The basic-auth user name.
+    pub fn user(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// The status page's credentials: none (the page is off), or a password per user. Only
+/// SHA-256 digests are kept for comparison, in constant time; the passwords themselves
+/// are never printed (`Debug` says only whether each is set).
+#[derive(Clone, Default)]
+pub struct AdminAuth {
+    admin: Option<[u8; 32]>,
+    viewer: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |o: &Option<[u8; 32]>| if o.is_some() { "[set]" } else { "[unset]" };
+        f.debug_struct("AdminAuth")
+            .field("admin", &set(&self.admin))
+            .field("viewer", &set(&self.viewer))
+            .finish()
+    }
+}
+
+fn digest(password: &[u8]) -> [u8; 32] {
+    Sha256::digest(password).into()
+}
+
+impl AdminAuth {
+    /// The credentials from `[admin]`, each overridden by its environment variable's value
+    /// when given (`env_admin`, `env_viewer`; the binary treats an empty variable as
+    /// unset). Passwords shorter than [`MIN_ADMIN_PASSWORD_CHARS`] are refused, as is
+    /// using the same one for both users (a viewer could then replay).
+    pub fn from_section(
+        s: &AdminSection,
+        env_admin: Option<SecretString>,
+        env_viewer: Option<SecretString>,
+    ) -> Result<AdminAuth, AdminConfigError> {
+        let pick = |env: Option<SecretString>,
+                    file: &Option<SecretString>,
+                    var: &str,
+                    key: &str|
+         -> Result<Option<SecretString>, AdminConfigError> {
+            let Some(p) = env.or_else(|| file.clone()) else {
+                return Ok(None);
+            };
+            if p.expose_secret().chars().count() < MIN_ADMIN_PASSWORD_CHARS {
+                return Err(AdminConfigError(format!(
+                    "{key} (or {var}) must be at least {MIN_ADMIN_PASSWORD_CHARS} characters"
+                )));
+            }
+            Ok(Some(p))
+        };
+        let admin = pick(
+            env_admin,
+            &s.admin_password,
+            "ASANA_DOCSPACE_ADMIN_PASSWORD",
+            "admin_password",
+        )?;
+        let viewer = pick(
+            env_viewer,
+            &s.viewer_password,
+            "ASANA_DOCSPACE_VIEWER_PASSWORD",
+            "viewer_password",
+        )?;
+        if let (Some(a), Some(v)) = (&admin, &viewer) {
+            if a.expose_secret() == v.expose_secret() {
+                return Err(AdminConfigError(
+                    "admin_password and viewer_password must differ".into(),
+                ));
+            }
+        }
+        Ok(AdminAuth {
+            admin: admin.map(|p| digest(p.expose_secret().as_bytes())),
+            viewer: viewer.map(|p| digest(p.expose_secret().as_bytes())),
+        })
+    }
+
+    /// Whether the status page is served at all.
+    pub fn enabled(&self) -> bool {
+        self.admin.is_some() || self.viewer.is_some()
+    }
+
+    /// Whether the `admin` user can sign in.
+    pub fn has_admin(&self) -> bool {
+        self.admin.is_some()
+    }
+
+    /// Whether the `viewer` user can sign in.
+    pub fn has_viewer(&self) -> bool {
+        self.viewer.is_some()
+    }
+
+    /// The role `user`/`password` sign in as, if any. The password is compared by digest
+    /// in constant time, and both users' digests are always compared, so the answer's
+    /// timing says nothing about which part was wrong.
+    pub fn check(&self, user: &str, password: &[u8]) -> Option<Role> {
+        let given = digest(password);
+        let matches = |want: &Option<[u8; 32]>| -> bool {
+            match want {
+                Some(w) => bool::from(w.ct_eq(&given)),
+                None => false,
+            }
+        };
+        let admin = matches(&self.admin);
+        let viewer = matches(&self.viewer);
+        match user {
+            "admin" if admin => Some(Role::Admin),
+            "viewer" if viewer => Some(Role::Viewer),
+            _ => None,
+        }
+    }
 }
 
 /// Where `serve` listens when neither `--listen` nor `[serve] listen` says: loopback, so a
@@ -113,6 +266,8 @@ pub struct ServeConfig {
     pub keep_done: Duration,
     /// Batching and claim waits of every reconcile the workers run (`[sync]`).
     pub sync: SyncSettings,
+    /// Who may open the status page under `/admin` (off when neither password is set).
+    pub admin: AdminAuth,
 }
 
 impl Default for ServeConfig {
@@ -139,6 +294,7 @@ impl Default for ServeConfig {
             health_ttl: Duration::from_secs(30),
             keep_done: Duration::from_secs(48 * 3600),
             sync: SyncSettings::default(),
+            admin: AdminAuth::default(),
         }
     }
 }
@@ -257,6 +413,56 @@ mod tests {
         assert_eq!(cfg.lease, Duration::from_secs(30));
         assert!(section("lisen = \"x\"\n").is_err());
         assert!(section("[[webhooks]]\nid = \"a\"\n").is_err());
+    }
+
+    #[test]
+    fn admin_passwords_come_from_env_over_file_and_are_checked_by_user() {
+        let s: AdminSection = toml::from_str(
+            "admin_password = \"file-admin-password\"\nviewer_password = \"file-viewer-password\"\n",
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("file-admin"), "{s:?}");
+        let auth =
+            AdminAuth::from_section(&s, Some(SecretString::from("env-admin-password")), None)
+                .unwrap();
+        assert!(auth.enabled() && auth.has_admin() && auth.has_viewer());
+        assert_eq!(
+            auth.check("admin", b"env-admin-password"),
+            Some(Role::Admin)
+        );
+        assert_eq!(auth.check("admin", b"file-admin-password"), None);
+        assert_eq!(
+            auth.check("viewer", b"file-viewer-password"),
+            Some(Role::Viewer)
+        );
+        // The right password under the other user's name does not sign in.
+        assert_eq!(auth.check("viewer", b"env-admin-password"), None);
+        assert_eq!(auth.check("root", b"env-admin-password"), None);
+        assert!(!format!("{auth:?}").contains("password"), "{auth:?}");
+
+        let off = AdminAuth::from_section(&AdminSection::default(), None, None).unwrap();
+        assert!(!off.enabled());
+        assert_eq!(off.check("admin", b""), None);
+        assert!(toml::from_str::<AdminSection>("admin_pasword = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn short_or_shared_admin_passwords_are_refused_without_echoing_them() {
+        let short = AdminAuth::from_section(
+            &AdminSection::default(),
+            Some(SecretString::from("hunter2")),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(short.contains("at least 12"), "{short}");
+        assert!(!short.contains("hunter2"), "{short}");
+        let same = SecretString::from("the-same-long-password");
+        let err = AdminAuth::from_section(&AdminSection::default(), Some(same.clone()), Some(same))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must differ"), "{err}");
+        assert!(!err.contains("the-same"), "{err}");
     }
 
     #[test]

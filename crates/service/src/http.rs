@@ -1,4 +1,5 @@
-//! The HTTP side: Asana deliveries and handshakes, `/healthz` and `/metrics`.
+//! The HTTP side: Asana deliveries and handshakes, `/healthz`, `/metrics` and (when
+//! configured) the status page under `/admin` ([`crate::admin`]).
 //!
 //! `POST /webhooks/asana/{id}`, in this order:
 //!
@@ -42,6 +43,7 @@ pub struct App {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) svc: Services,
     pub(crate) cfg: Arc<ServeConfig>,
+    pub(crate) admin: crate::admin::AdminState,
     health: tokio::sync::Mutex<Option<(Instant, ApiHealth)>>,
 }
 
@@ -59,17 +61,23 @@ impl App {
             metrics,
             svc,
             cfg,
+            admin: crate::admin::AdminState::default(),
             health: tokio::sync::Mutex::new(None),
         }
     }
 }
 
-/// The router over `app`.
+/// The router over `app`: deliveries, `/healthz`, `/metrics`, and the status page under
+/// `/admin` when a password is configured ([`crate::admin`]).
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/webhooks/asana/{id}", post(delivery))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics));
+    if let Some(admin) = crate::admin::router(&app) {
+        router = router.merge(admin);
+    }
+    router
         .fallback(|| async { StatusCode::NOT_FOUND })
         .with_state(app)
 }

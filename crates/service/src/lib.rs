@@ -19,7 +19,9 @@
 //!   retry with jittered backoff, or dead-letter;
 //! - [`registrations`]: which handshakes to answer, and the cached webhook secrets;
 //! - [`http`]: the axum router; [`metrics`]: Prometheus; [`manage`]: `webhooks
-//!   create|list|delete`.
+//!   create|list|delete`;
+//! - [`admin`]: the status page under `/admin` (overview, dead letters with Replay, a
+//!   person's ledger), behind basic auth.
 //!
 //! The queue and the ledger live in the same state database as `sync` and `history`
 //! (`bridge_core::record`); the database row is the truth about every job, and every
@@ -30,6 +32,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod config;
 pub mod http;
 pub mod intake;

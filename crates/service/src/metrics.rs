@@ -58,6 +58,8 @@ pub struct Metrics {
     pub job_seconds: Histogram,
     /// From enqueue to the job being done: what a user waits for after an assignment.
     pub enqueue_to_done_seconds: Histogram,
+    /// Deliveries received and rejected per minute over the last hour (the status page).
+    pub last_hour: crate::admin::recent::LastHour,
     /// Client counters already exported, to turn cumulative totals into increments.
     last_api: Mutex<(asana_api::Metrics, docspace_api::Metrics)>,
 }
@@ -76,6 +78,7 @@ impl Metrics {
             registry: Registry::default(),
             deliveries_received: Family::default(),
             deliveries_rejected: Family::default(),
+            last_hour: Default::default(),
             events_received: Family::default(),
             jobs_enqueued: Family::default(),
             queue_depth: Family::default(),
@@ -182,6 +185,7 @@ impl Metrics {
         self.deliveries_rejected
             .get_or_create(&[("reason", reason)])
             .inc();
+        self.last_hour.rejected();
     }
 
     /// Counts an accepted delivery.
@@ -189,6 +193,7 @@ impl Metrics {
         self.deliveries_received
             .get_or_create(&[("kind", kind)])
             .inc();
+        self.last_hour.received();
     }
 
     /// Counts a reconcile outcome.

@@ -1,7 +1,9 @@
 //! One module per subcommand; each turns its arguments into core calls and output.
 
 pub mod add_to_workspace;
+pub mod config;
 pub mod demo;
+pub mod docs;
 pub mod doctor;
 pub mod history;
 pub mod invite;

@@ -35,6 +35,7 @@ pub fn serve_config(file: &FileConfig, rules: Vec<Rule>) -> anyhow::Result<Serve
     let sync = file.sync().map_err(crate::from_core)?;
     let mut cfg =
         ServeConfig::from_section(&file.serve, rules, sync).map_err(|e| usage(e.to_string()))?;
+    cfg.admin = settings::admin_auth(file)?;
     if let Some(d) = settings::test_backoff() {
         cfg.retry_schedule = vec![d];
         cfg.rate_limit_floor = d;
@@ -92,8 +93,13 @@ pub async fn run(g: &Global, a: ServeArgs) -> anyhow::Result<u8> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr()?;
+    let admin = if cfg.admin.enabled() {
+        ", status page at /admin"
+    } else {
+        ""
+    };
     eprintln!(
-        "asana-docspace serve: listening on http://{local} (deliveries at /webhooks/asana/{{id}}, /healthz, /metrics)"
+        "asana-docspace serve: listening on http://{local} (deliveries at /webhooks/asana/{{id}}, /healthz, /metrics{admin})"
     );
     let shutdown = shutdown_on_signals();
     let result = bridge_service::serve(cfg, svc.clone(), listener, shutdown).await;

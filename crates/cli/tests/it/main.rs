@@ -7,6 +7,7 @@ mod config;
 mod contract;
 mod harness;
 mod invite;
+mod operators;
 mod overlap;
 mod retries;
 mod secrets;

@@ -382,6 +382,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn release(&self, id: i64) -> Result<()>;
     /// All dead jobs back to queued, due now, attempts reset. Returns how many.
     async fn replay_dead(&self) -> Result<u64>;
+    /// One dead job back to queued, due now, attempts reset (the status page's Replay).
+    /// `false` if no dead job has that id: already replayed, never dead, or gone.
+    async fn replay_job(&self, id: i64) -> Result<bool>;
+    /// When the longest-waiting queued job was enqueued (`None`: nothing is queued).
+    async fn oldest_queued_at(&self) -> Result<Option<DateTime<Utc>>>;
     /// Dead jobs, oldest first.
     async fn dead_jobs(&self, limit: u32) -> Result<Vec<Job>>;
     /// Jobs per state.

@@ -569,6 +569,27 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn replay_job(&self, id: i64) -> Result<bool> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, lease_until = NULL, \
+             next_attempt_at = ?1, updated_at = ?1 WHERE id = ?2 AND state = 'dead'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn oldest_queued_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(created_at) FROM jobs WHERE state = 'queued'")
+                .fetch_one(&self.read)
+                .await?;
+        Ok(at.map(dt))
+    }
+
     async fn dead_jobs(&self, limit: u32) -> Result<Vec<Job>> {
         let sql = format!("SELECT {JOB_COLS} FROM jobs WHERE state = 'dead' ORDER BY id LIMIT ?");
         let rows = sqlx::query(&sql)

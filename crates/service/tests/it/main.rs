@@ -2,6 +2,8 @@
 //! in-process simulators, one state database per test, all in parallel.
 //! (The SIGKILL test runs the real binary: `crates/cli/tests/it/serve_sigkill.rs`.)
 
+mod admin;
+mod browser;
 mod dedupe;
 mod handshake;
 mod health_metrics;

@@ -333,3 +333,85 @@ pub fn delivery(changes: &[(&str, &str)], at: &str) -> Vec<u8> {
 pub fn sign(secret: &str, body: &[u8]) -> String {
     bridge_sim::sign_webhook_body(secret, body)
 }
+
+/// Status page credentials of [`TestApp::start_admin`].
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub const VIEWER_PASSWORD: &str = "viewer-password-for-tests";
+
+impl TestApp {
+    /// The service with the status page on (both users), and idle workers that look for
+    /// due jobs only once an hour: a job replayed from the page stays queued (nothing
+    /// wakes them but new deliveries), so tests can see it there.
+    pub async fn start_admin() -> TestApp {
+        Self::start_with(Options {
+            tweak: Some(Box::new(|c: &mut ServeConfig| {
+                c.admin = bridge_service::config::AdminAuth::from_section(
+                    &Default::default(),
+                    Some(ADMIN_PASSWORD.to_string().into()),
+                    Some(VIEWER_PASSWORD.to_string().into()),
+                )
+                .unwrap();
+                c.poll_interval = Duration::from_secs(3600);
+            })),
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// Assigns test task `i` to test user `i` in the Asana world (the webhook, if any,
+    /// delivers it) and waits for the queue to drain. Returns (task, user, email).
+    pub async fn assign(&self, i: usize) -> (String, String, String) {
+        let (task, user) = (self.ids.tasks[i].clone(), self.ids.users[i].clone());
+        self.asana
+            .world(|w| w.assign_task(&task, Some(&user)))
+            .unwrap();
+        self.settle().await;
+        (task, user, self.ids.emails[i].clone())
+    }
+
+    /// `n` dead letters: task jobs of the project without a rule (what a worker buries at
+    /// once), buried here if no worker took them first. Their ids, oldest first.
+    pub async fn dead_letters(&self, n: usize) -> Vec<i64> {
+        use bridge_core::domain::{JobKind, JobPayload, Source};
+        let before = self.depth().await.dead;
+        let jobs: Vec<record::NewJob> = (0..n)
+            .map(|i| record::NewJob {
+                kind: JobKind::Task,
+                resource_gid: self.ids.tasks[i].clone(),
+                project_gid: Some(self.ids.project_without_rule.clone()),
+                dedupe_key: format!("test-dead-{}-{i}", uuid_like()),
+                payload: JobPayload::from_source(Source::Webhook),
+            })
+            .collect();
+        self.svc.store.enqueue(&jobs).await.unwrap();
+        for job in self
+            .svc
+            .store
+            .claim(n, Duration::from_secs(60))
+            .await
+            .unwrap()
+        {
+            let error = format!(
+                "no [[rules]] entry for project {} in the configuration this service runs with",
+                self.ids.project_without_rule
+            );
+            self.svc.store.bury(job.id, &error).await.unwrap();
+        }
+        let store = self.svc.store.clone();
+        let want = before + n as u64;
+        eventually("the dead letters", Duration::from_secs(10), || {
+            let store = store.clone();
+            async move { store.queue_depth().await.unwrap().dead == want }
+        })
+        .await;
+        let dead = self.svc.store.dead_jobs(10_000).await.unwrap();
+        dead[dead.len() - n..].iter().map(|j| j.id).collect()
+    }
+}
+
+/// A value unique within this process, for dedupe keys.
+fn uuid_like() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

@@ -302,3 +302,53 @@ async fn dead_jobs_respects_the_limit() {
         ["d0", "d1", "d2"]
     );
 }
+
+#[tokio::test]
+async fn replay_job_requeues_only_that_dead_job_once() {
+    let (_d, s) = store().await;
+    s.enqueue(&[job("x"), job("y"), job("z")]).await.unwrap();
+    let claimed = s.claim(3, LEASE).await.unwrap();
+    let (x, y, z) = (claimed[0].id, claimed[1].id, claimed[2].id);
+    s.bury(x, "room gone").await.unwrap();
+    s.bury(y, "room gone").await.unwrap();
+
+    assert!(s.replay_job(x).await.unwrap());
+    // Not dead any more, still running, or never there: nothing to replay.
+    assert!(!s.replay_job(x).await.unwrap());
+    assert!(!s.replay_job(z).await.unwrap());
+    assert!(!s.replay_job(9_999).await.unwrap());
+
+    let dead: Vec<i64> = s
+        .dead_jobs(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(dead, vec![y], "the other dead letter stays dead");
+    let again = s.claim(3, LEASE).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, x);
+    assert_eq!(again[0].attempts, 1, "attempts were reset");
+    assert_eq!(again[0].last_error.as_deref(), Some("room gone"));
+}
+
+#[tokio::test]
+async fn oldest_queued_at_is_the_enqueue_time_of_the_longest_waiting_queued_job() {
+    let (_d, s) = store().await;
+    assert_eq!(s.oldest_queued_at().await.unwrap(), None);
+    let before = Utc::now() - chrono::Duration::milliseconds(1);
+    s.enqueue(&[job("o1")]).await.unwrap();
+    let first = s.oldest_queued_at().await.unwrap().expect("one queued job");
+    assert!(first >= before && first <= Utc::now(), "{first}");
+    s.enqueue(&[job("o2")]).await.unwrap();
+    assert_eq!(s.oldest_queued_at().await.unwrap(), Some(first));
+
+    // Running and dead jobs are not waiting.
+    let claimed = s.claim(2, LEASE).await.unwrap();
+    assert_eq!(s.oldest_queued_at().await.unwrap(), None);
+    s.bury(claimed[0].id, "x").await.unwrap();
+    assert_eq!(s.oldest_queued_at().await.unwrap(), None);
+    s.replay_dead().await.unwrap();
+    assert_eq!(s.oldest_queued_at().await.unwrap(), Some(first));
+}
