@@ -40,6 +40,7 @@ pub mod config;
 pub mod error;
 pub mod gid;
 pub mod models;
+pub mod window;
 
 pub use client::{Client, Metrics};
 pub use config::Config;
@@ -49,3 +50,4 @@ pub use models::{
     Change, ChangeValue, Compact, Event, EventAction, EventsPage, Project, Task, TaskMembership,
     User, UserRef, Webhook, WebhookDelivery, WebhookFilter,
 };
+pub use window::RateWindow;
