@@ -42,6 +42,7 @@ pub mod gid;
 pub mod models;
 pub mod window;
 
+pub use api::tasks::{TaskList, TaskPage};
 pub use client::{Client, Metrics};
 pub use config::Config;
 pub use error::Error;
