@@ -1,10 +1,9 @@
 //! [`Client`] and its single transport: every endpoint goes through `Client::send`, which
-//! waits on the shared rate limiter, holds a read or write permit, retries what is safe to
+//! waits on the shared rate window ([`RateWindow`]), holds a read or write permit, retries what is safe to
 //! retry and counts what it did in [`Metrics`].
 
 use std::{
     fmt,
-    num::NonZeroU32,
     sync::{
         atomic::{AtomicU32, AtomicU64, Ordering},
         Arc,
@@ -13,14 +12,13 @@ use std::{
 };
 
 use backon::{ExponentialBuilder, Retryable};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{header, Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{de::DeserializeOwned, Deserialize};
 use tokio::sync::Semaphore;
 use url::Url;
 
-use crate::{Config, Error};
+use crate::{Config, Error, RateWindow};
 
 /// `User-Agent` sent with every request.
 const USER_AGENT: &str = concat!("asana-docspace/", env!("CARGO_PKG_VERSION"));
@@ -36,7 +34,7 @@ struct Inner {
     http: reqwest::Client,
     base_url: Url,
     token: SecretString,
-    limiter: DefaultDirectRateLimiter,
+    limiter: RateWindow,
     reads: Semaphore,
     writes: Semaphore,
     max_retries: u32,
@@ -115,12 +113,9 @@ impl Client {
             .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| Error::InvalidInput(format!("cannot build the HTTP client: {e}")))?;
-        let rpm = NonZeroU32::new(cfg.requests_per_minute)
-            .ok_or_else(|| Error::InvalidInput("requests_per_minute must be at least 1".into()))?;
-        // A small burst keeps one-off commands snappy; the steady rate is rpm/60 per second,
-        // so a rolling minute sees at most rpm + burst (and Asana's 429 covers the rest).
-        let burst = NonZeroU32::new((cfg.requests_per_minute / 15).max(1)).unwrap_or(rpm);
-        let limiter = RateLimiter::direct(Quota::per_minute(rpm).allow_burst(burst));
+        // Asana's budget as Asana counts it: `requests_per_minute` in any rolling minute,
+        // all of it available at once (a job of 100 calls at 150/min does not wait).
+        let limiter = RateWindow::new(cfg.requests_per_minute, cfg.rate_window);
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -252,7 +247,8 @@ impl Client {
             error: Error::Transport("client is shutting down".into()),
             connect: false,
         })?;
-        inner.limiter.until_ready().await;
+        // The slot is held until the body has been read too: it counts from then.
+        let _slot = inner.limiter.acquire().await;
         inner.counters.requests.fetch_add(1, Ordering::Relaxed);
 
         let started = Instant::now();
@@ -297,6 +293,11 @@ impl Client {
         let response = RawResponse { status, body };
         if status == StatusCode::TOO_MANY_REQUESTS {
             inner.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            // Asana computed the wait for the token, not for this request: every caller
+            // holds off (a 429 without the header is a concurrency limit; no pause).
+            if let Some(wait) = retry_after {
+                inner.limiter.pause_for(wait.min(inner.max_backoff));
+            }
             return Err(Failure::Status {
                 response,
                 retry_after,

@@ -24,8 +24,12 @@ pub struct Config {
     /// Retries after the first attempt. Default 5.
     pub max_retries: u32,
     /// Client-side budget shared by every clone of the client: 150 on free plans,
-    /// 1,500 on paid ones. Default 150.
+    /// 1,500 on paid ones. Default 150. Counted as Asana counts it: at most this many in
+    /// any rolling `rate_window`.
     pub requests_per_minute: u32,
+    /// The window `requests_per_minute` is counted over. Default one minute (Asana's);
+    /// shorter only in tests.
+    pub rate_window: Duration,
     /// GETs in flight at once. Asana allows 50 per token. Default 50.
     pub max_concurrent_reads: usize,
     /// POST/PUT/DELETE in flight at once. Asana allows 15 per token. Default 15.
@@ -48,6 +52,7 @@ impl Config {
             timeout: Duration::from_secs(30),
             max_retries: 5,
             requests_per_minute: 150,
+            rate_window: Duration::from_secs(60),
             max_concurrent_reads: 50,
             max_concurrent_writes: 15,
             backoff_base: Duration::from_millis(500),
@@ -66,6 +71,9 @@ impl Config {
         }
         if self.max_concurrent_reads == 0 || self.max_concurrent_writes == 0 {
             return bad("max_concurrent_reads and max_concurrent_writes must be at least 1");
+        }
+        if self.rate_window.is_zero() {
+            return bad("rate_window must be longer than zero");
         }
         if self.timeout.is_zero() {
             return bad("timeout must be longer than zero");

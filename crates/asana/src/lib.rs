@@ -40,7 +40,9 @@ pub mod config;
 pub mod error;
 pub mod gid;
 pub mod models;
+pub mod window;
 
+pub use api::tasks::{TaskList, TaskPage};
 pub use client::{Client, Metrics};
 pub use config::Config;
 pub use error::Error;
@@ -49,3 +51,4 @@ pub use models::{
     Change, ChangeValue, Compact, Event, EventAction, EventsPage, Project, Task, TaskMembership,
     User, UserRef, Webhook, WebhookDelivery, WebhookFilter,
 };
+pub use window::RateWindow;

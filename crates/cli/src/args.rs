@@ -220,6 +220,10 @@ pub struct SyncArgs {
     /// Print the plan; send no write.
     #[arg(long)]
     pub dry_run: bool,
+    /// Read every task of every project, even when the last sync of a project was recent
+    /// enough (`[sync] full_every`, default 24h) to read only what was modified since.
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,10 @@ pub struct SyncSection {
     /// Longest a reconcile waits for people another run is inviting right now before it
     /// reports them as failed for now (default 600 s).
     pub claim_wait_secs: Option<u64>,
+    /// `sync` reads only the tasks modified since its last run of a project unless the
+    /// last full read of it is older than this (a duration: `"30m"`, `"24h"`, `"7d"`;
+    /// default `"24h"`; `"0s"` makes every sync full).
+    pub full_every: Option<String>,
 }
 
 /// The settings of `[sync]` with their defaults applied.
@@ -32,7 +36,12 @@ pub struct SyncSettings {
     pub invite_batch: usize,
     /// How long to wait for people another run holds.
     pub claim_wait: Duration,
+    /// The longest an incremental `sync` may go on from the last full one.
+    pub full_every: Duration,
 }
+
+/// Default `[sync] full_every`.
+pub const DEFAULT_FULL_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// Default invitations per `POST /people/invite`.
 pub const DEFAULT_INVITE_BATCH: usize = 50;
@@ -42,6 +51,7 @@ impl Default for SyncSettings {
         SyncSettings {
             invite_batch: DEFAULT_INVITE_BATCH,
             claim_wait: Duration::from_secs(600),
+            full_every: DEFAULT_FULL_EVERY,
         }
     }
 }
@@ -60,6 +70,13 @@ impl SyncSection {
         }
         if let Some(n) = self.claim_wait_secs {
             s.claim_wait = Duration::from_secs(n);
+        }
+        if let Some(text) = &self.full_every {
+            s.full_every = humantime::parse_duration(text.trim()).map_err(|e| {
+                CoreError::Config(format!(
+                    "[sync] full_every = {text:?} is not a duration ({e}); write e.g. \"24h\", \"30m\" or \"0s\""
+                ))
+            })?;
         }
         Ok(s)
     }
@@ -255,8 +272,32 @@ mod tests {
         );
         let s = SyncSection {
             invite_batch: Some(0),
-            claim_wait_secs: None,
+            ..SyncSection::default()
         };
         assert!(s.settings().is_err());
+    }
+
+    #[test]
+    fn full_every_is_a_duration_defaulting_to_a_day() {
+        assert_eq!(
+            SyncSection::default().settings().unwrap().full_every,
+            Duration::from_secs(86_400)
+        );
+        let section = |v: &str| SyncSection {
+            full_every: Some(v.into()),
+            ..SyncSection::default()
+        };
+        assert_eq!(
+            section("30m").settings().unwrap().full_every,
+            Duration::from_secs(1800)
+        );
+        assert_eq!(section("0s").settings().unwrap().full_every, Duration::ZERO);
+        let err = section("daily").settings().unwrap_err().to_string();
+        assert!(err.contains("full_every"), "{err}");
+        let f: SyncSection = toml::from_str("full_every = \"7d\"").unwrap();
+        assert_eq!(
+            f.settings().unwrap().full_every,
+            Duration::from_secs(7 * 86_400)
+        );
     }
 }

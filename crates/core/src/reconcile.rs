@@ -23,7 +23,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use asana_api::Gid;
+use asana_api::{Gid, TaskList};
+use chrono::{DateTime, SecondsFormat, Utc};
 use docspace_api::{Access, UserType};
 use futures::{StreamExt, TryStreamExt};
 
@@ -100,6 +101,11 @@ pub struct Options {
     pub settings: SyncSettings,
     /// Progress display.
     pub progress: Arc<dyn Progress>,
+    /// For [`Scope::Projects`]: read only the tasks modified since the last complete,
+    /// successful sync of a rule, when that is allowed (same rule, last full read within
+    /// `settings.full_every`). `false` (the default, `sync --full`, every service job):
+    /// read every task.
+    pub incremental: bool,
 }
 
 impl Options {
@@ -111,8 +117,50 @@ impl Options {
             source,
             settings: SyncSettings::default(),
             progress: Arc::new(NoProgress),
+            incremental: false,
         }
     }
+}
+
+/// How one rule's project was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Every task (sections paged in parallel).
+    Full,
+    /// Only tasks modified since this instant (the last sync's start minus
+    /// [`MODIFIED_SINCE_MARGIN`]).
+    Since(DateTime<Utc>),
+}
+
+/// Taken off the last sync's start before asking Asana for modified tasks: our clock and
+/// Asana's may disagree by this much without a change being missed.
+pub const MODIFIED_SINCE_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// Sections of one project paged at once (the client's read semaphore, 50, caps all
+/// reads together).
+const SECTION_CONCURRENCY: usize = 16;
+
+/// The key a rule's sync mark is kept under: its project and room, which
+/// [`crate::config::validate_rules`] keeps unique.
+pub fn rule_key(rule: &Rule) -> String {
+    match &rule.room {
+        Some(t) => format!("{}:{}", rule.project, t.room),
+        None => format!("{}:-", rule.project),
+    }
+}
+
+/// Everything a rule asks, as text: another fingerprint means the rule changed, and the
+/// next sync of its project is full.
+pub fn rule_fingerprint(rule: &Rule) -> String {
+    let room = rule
+        .room
+        .as_ref()
+        .map(|t| format!("{}@{}", t.room, t.access as i32))
+        .unwrap_or_else(|| "-".into());
+    format!(
+        "v1;project={};room={room};user_type={};include_completed={}",
+        rule.project, rule.user_type as i32, rule.include_completed
+    )
 }
 
 /// How long a person's claim holds without a heartbeat (renewed every third of it while
@@ -144,6 +192,8 @@ struct Need {
 #[derive(Default)]
 struct Gathered {
     needs: Vec<Need>,
+    /// How each rule's project was read, in rule order (projects scope only).
+    reads: Vec<(Rule, ReadMode)>,
     project_errors: Vec<ProjectError>,
     completed: Vec<String>,
     prefetched: Option<Prefetched>,
@@ -162,6 +212,7 @@ struct Ctx<'a> {
 /// credential); everything after is in the [`Report`].
 pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report, CoreError> {
     let started = Instant::now();
+    let started_at = Utc::now();
     let a0 = svc.asana.metrics();
     let d0 = svc.docspace.metrics();
     let cx = Ctx {
@@ -187,7 +238,8 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
         Scope::Projects(_) if !opts.dry_run => svc.store.claim_epoch().await?,
         _ => ClaimEpoch::default(),
     };
-    let gathered = gather(&cx, scope).await?;
+    let mut gathered = gather(&cx, scope, started_at).await?;
+    let reads = std::mem::take(&mut gathered.reads);
     for task in &gathered.completed {
         cx.ledger
             .write(svc.store.as_ref(), &[cx.ledger.completed(task)])
@@ -212,6 +264,11 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
     person_lines.sort_by(|a, b| a.email.cmp(&b.email));
     lines.extend(person_lines);
 
+    // 6. Remember what a complete, successful run read, for the next incremental one.
+    if !opts.dry_run {
+        record_marks(&cx, &reads, &lines, &gathered.project_errors, started_at).await;
+    }
+
     let a1 = svc.asana.metrics();
     let d1 = svc.docspace.metrics();
     let mut summary = Summary {
@@ -229,6 +286,17 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
         asana_429: a1.rate_limited - a0.rate_limited,
         docspace_429: d1.rate_limited - d0.rate_limited,
         elapsed_ms: started.elapsed().as_millis(),
+        mode: match scope {
+            Scope::Task { .. } => None,
+            Scope::Projects(_) if reads.iter().all(|(_, m)| *m != ReadMode::Full) => {
+                Some("incremental")
+            }
+            Scope::Projects(_) => Some("full"),
+        },
+        projects_incremental: reads
+            .iter()
+            .filter(|(_, m)| matches!(m, ReadMode::Since(_)))
+            .count(),
         ..Summary::default()
     };
     for l in &lines {
@@ -262,7 +330,157 @@ fn task_line_detail(outcome: Outcome) -> Option<&'static str> {
 // ---------------------------------------------------------------------------------------------
 // Intake
 
-async fn gather(cx: &Ctx<'_>, scope: &Scope) -> Result<Gathered, CoreError> {
+/// After the run: each rule whose project was read completely and whose people all came
+/// out done (no failed line anywhere in the run, conservatively) gets its mark; a rule
+/// whose project failed keeps its old one. A store error here is logged, not fatal: the
+/// next run is then full, which is always correct.
+async fn record_marks(
+    cx: &Ctx<'_>,
+    reads: &[(Rule, ReadMode)],
+    lines: &[Line],
+    project_errors: &[ProjectError],
+    started_at: DateTime<Utc>,
+) {
+    if lines.iter().any(Line::failed) {
+        return;
+    }
+    for (rule, mode) in reads {
+        if project_errors
+            .iter()
+            .any(|e| e.project == rule.project.as_str())
+        {
+            continue;
+        }
+        let (key, fp) = (rule_key(rule), rule_fingerprint(rule));
+        let store = cx.svc.store.as_ref();
+        let res = match mode {
+            ReadMode::Full => store
+                .record_full_sync(&key, rule.project.as_str(), &fp, started_at)
+                .await
+                .map(|_| true),
+            ReadMode::Since(_) => store.record_incremental_sync(&key, &fp, started_at).await,
+        };
+        if let Err(e) = res {
+            tracing::warn!(rule = %key, error = %e, "could not record the sync mark; the next sync of this project will be full");
+        }
+    }
+}
+
+/// Full, unless incremental reads are asked for and the rule's mark allows one.
+async fn read_mode(cx: &Ctx<'_>, rule: &Rule, now: DateTime<Utc>) -> ReadMode {
+    if !cx.opts.incremental {
+        return ReadMode::Full;
+    }
+    let mark = match cx.svc.store.sync_mark(&rule_key(rule)).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return ReadMode::Full,
+        Err(e) => {
+            tracing::warn!(project = %rule.project, error = %e, "cannot read the sync mark; reading the whole project");
+            return ReadMode::Full;
+        }
+    };
+    let full_every =
+        chrono::Duration::from_std(cx.opts.settings.full_every).unwrap_or(chrono::Duration::MAX);
+    let margin = chrono::Duration::from_std(MODIFIED_SINCE_MARGIN).unwrap_or_default();
+    if mark.fingerprint != rule_fingerprint(rule)
+        || now.signed_duration_since(mark.full_started_at) >= full_every
+        || mark.since > now
+    {
+        return ReadMode::Full;
+    }
+    ReadMode::Since(mark.since - margin)
+}
+
+/// Every task of one rule's project, deduplicated by gid, as assignments.
+///
+/// Full: the first page of `GET /projects/{gid}/tasks`; when there is more, the sections
+/// (`GET /projects/{gid}/sections`): one section → the rest of the same page chain, as
+/// before; several → each section's chain (`GET /tasks?section=`) at once, within the
+/// read limit. A project of one page costs one call, as it always did.
+/// Incremental: `GET /tasks?project=…&modified_since=…` (one call when nothing changed).
+async fn read_project(
+    asana: &asana_api::Client,
+    rule: &Rule,
+    mode: ReadMode,
+    progress: &dyn Progress,
+    seen: &act::resolve::Seen,
+) -> Result<Vec<Assignment>, asana_api::Error> {
+    let since = if rule.include_completed {
+        None
+    } else {
+        Some("now")
+    };
+    // `GET /tasks` documents `completed_since` as a date-time only (`now` is
+    // `getTasksForProject`'s): this instant means the same, incomplete tasks only.
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let since_dt = since.map(|_| now.as_str());
+    let fields = intake::TASK_FIELDS;
+    let mut out = Vec::new();
+    let mut gids: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut take = |t: asana_api::Task| {
+        if !gids.insert(t.gid.clone()) {
+            return;
+        }
+        progress.tasks_read(1);
+        let a = Assignment::from_task(&t);
+        if let Some(EmailCheck::Valid(email)) = a.assignee.as_ref().map(|x| &x.email) {
+            seen.add(email);
+        }
+        out.push(a);
+    };
+    match mode {
+        ReadMode::Since(t) => {
+            let modified = t.to_rfc3339_opts(SecondsFormat::Millis, true);
+            let list = TaskList::Project(rule.project.clone());
+            let tasks = asana.tasks(list, fields, since_dt, Some(&modified));
+            futures::pin_mut!(tasks);
+            while let Some(t) = tasks.try_next().await? {
+                take(t);
+            }
+        }
+        ReadMode::Full => {
+            let first = asana
+                .project_tasks_page(&rule.project, fields, since, None)
+                .await?;
+            first.tasks.into_iter().for_each(&mut take);
+            let Some(next) = first.next_offset else {
+                return Ok(out);
+            };
+            let sections: Vec<asana_api::Compact> =
+                asana.project_sections(&rule.project).try_collect().await?;
+            if sections.len() <= 1 {
+                let rest = asana.project_tasks_from(&rule.project, fields, since, next);
+                futures::pin_mut!(rest);
+                while let Some(t) = rest.try_next().await? {
+                    take(t);
+                }
+            } else {
+                let sections = sections
+                    .iter()
+                    .map(|s| Gid::parse(&s.gid))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let pages = futures::stream::iter(sections)
+                    .map(|s| {
+                        asana
+                            .tasks(TaskList::Section(s), fields, since_dt, None)
+                            .boxed()
+                    })
+                    .flatten_unordered(SECTION_CONCURRENCY);
+                futures::pin_mut!(pages);
+                while let Some(t) = pages.try_next().await? {
+                    take(t);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn gather(
+    cx: &Ctx<'_>,
+    scope: &Scope,
+    started_at: DateTime<Utc>,
+) -> Result<Gathered, CoreError> {
     match scope {
         Scope::Task {
             task,
@@ -296,14 +514,14 @@ async fn gather(cx: &Ctx<'_>, scope: &Scope) -> Result<Gathered, CoreError> {
             g.needs = needs;
             Ok(g)
         }
-        Scope::Projects(rules) => Ok(gather_projects(cx, rules).await),
+        Scope::Projects(rules) => Ok(gather_projects(cx, rules, started_at).await),
     }
 }
 
 /// Pages every project (a few at a time; each project's pages are a sequential chain)
 /// while the DocSpace reads that do not depend on it run alongside: each target room's
 /// members, and the portal's people (see [`act::resolve::prefetch`]).
-async fn gather_projects(cx: &Ctx<'_>, rules: &[Rule]) -> Gathered {
+async fn gather_projects(cx: &Ctx<'_>, rules: &[Rule], started_at: DateTime<Utc>) -> Gathered {
     cx.opts.progress.phase("reading Asana tasks");
     let seen = Arc::new(act::resolve::Seen::default());
     let room_ids: BTreeSet<RoomId> = rules
@@ -332,26 +550,9 @@ async fn gather_projects(cx: &Ctx<'_>, rules: &[Rule]) -> Gathered {
             let progress = cx.opts.progress.clone();
             let seen = seen.clone();
             async move {
-                let since = if rule.include_completed {
-                    None
-                } else {
-                    Some("now")
-                };
-                let res = asana
-                    .project_tasks(&rule.project, intake::TASK_FIELDS, since)
-                    .map_ok(|t| {
-                        progress.tasks_read(1);
-                        let a = Assignment::from_task(&t);
-                        if let Some(EmailCheck::Valid(email)) =
-                            a.assignee.as_ref().map(|x| &x.email)
-                        {
-                            seen.add(email);
-                        }
-                        a
-                    })
-                    .try_collect::<Vec<_>>()
-                    .await;
-                (i, rule, res)
+                let mode = read_mode(cx, &rule, started_at).await;
+                let res = read_project(&asana, &rule, mode, progress.as_ref(), &seen).await;
+                (i, rule, mode, res)
             }
         })
         .buffer_unordered(PROJECT_CONCURRENCY)
@@ -362,13 +563,14 @@ async fn gather_projects(cx: &Ctx<'_>, rules: &[Rule]) -> Gathered {
         results
     };
     let (mut results, (prefetched, members)) = futures::join!(intake, prefetch);
-    results.sort_by_key(|(i, _, _)| *i);
+    results.sort_by_key(|(i, _, _, _)| *i);
     let mut g = Gathered {
         prefetched,
         members,
         ..Gathered::default()
     };
-    for (_, rule, res) in results {
+    for (_, rule, mode, res) in results {
+        g.reads.push((rule.clone(), mode));
         match res {
             Ok(assignments) => {
                 for a in assignments {

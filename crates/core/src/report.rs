@@ -165,6 +165,12 @@ pub struct Summary {
     pub docspace_429: u64,
     /// Wall time.
     pub elapsed_ms: u128,
+    /// For projects: `full` when any project was read whole, `incremental` when every
+    /// one was read from its last sync on (`GET /tasks?modified_since=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
+    /// Projects read incrementally.
+    pub projects_incremental: usize,
 }
 
 /// Everything one reconcile did.

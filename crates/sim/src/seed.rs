@@ -195,15 +195,19 @@ pub fn demo() -> (AsanaWorld, DocSpaceWorld, DemoIds) {
 pub struct BenchIds {
     /// The bench workspace.
     pub workspace: String,
-    /// The one project every task is in.
+    /// The first project (the only one of `bench()`).
     pub project: String,
+    /// Every project, in order (`bench_projects`).
+    pub projects: Vec<String>,
+    /// Every project's sections, project by project.
+    pub sections: Vec<String>,
     /// The room a rule maps the project to.
     pub room: String,
     /// Every assignee's email, in user order.
     pub assignee_emails: Vec<String>,
     /// The subset already active in DocSpace.
     pub existing_emails: Vec<String>,
-    /// How many tasks the project has.
+    /// How many tasks there are in all.
     pub task_count: usize,
 }
 
@@ -215,10 +219,48 @@ pub fn bench(
     assignees: usize,
     existing_fraction: f64,
 ) -> (AsanaWorld, DocSpaceWorld, BenchIds) {
+    bench_projects(BenchSpec {
+        tasks_per_project: tasks,
+        assignees,
+        existing_fraction,
+        ..BenchSpec::default()
+    })
+}
+
+/// The shape of a `bench_projects` world.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchSpec {
+    /// Projects, each with its own tasks (default 1).
+    pub projects: usize,
+    /// Tasks in each project (default 10,000).
+    pub tasks_per_project: usize,
+    /// Sections in each project, tasks spread over them in equal consecutive blocks
+    /// (default 1: the project's "Untitled section" only).
+    pub sections: usize,
+    /// Users the tasks are assigned to round-robin, across all projects (default 500).
+    pub assignees: usize,
+    /// The share of them already active in DocSpace (default 0.5).
+    pub existing_fraction: f64,
+}
+
+impl Default for BenchSpec {
+    fn default() -> Self {
+        BenchSpec {
+            projects: 1,
+            tasks_per_project: 10_000,
+            sections: 1,
+            assignees: 500,
+            existing_fraction: 0.5,
+        }
+    }
+}
+
+/// `projects` projects of `tasks_per_project` tasks in `sections` sections each, assigned
+/// round-robin to `assignees` users; one DocSpace room for the rules to share.
+pub fn bench_projects(spec: BenchSpec) -> (AsanaWorld, DocSpaceWorld, BenchIds) {
     let mut a = AsanaWorld::with_me("Bench Admin", "bench.admin@bench.example");
     let ws = a.add_workspace("Bench Inc");
-    let project = a.add_project(&ws, "Bench project");
-    let assignees = assignees.max(1);
+    let assignees = spec.assignees.max(1);
     let users: Vec<(String, String)> = (0..assignees)
         .map(|i| {
             let email = format!("user{i:05}@bench.example");
@@ -226,11 +268,36 @@ pub fn bench(
             (gid, email)
         })
         .collect();
-    for i in 0..tasks {
-        let (gid, _) = &users[i % users.len()];
-        a.add_task(&project, &format!("Bench task {i:06}"), Some(gid));
+    let mut projects = Vec::new();
+    let mut all_sections = Vec::new();
+    let mut n = 0usize;
+    let per = spec.tasks_per_project;
+    for p in 0..spec.projects.max(1) {
+        let name = if spec.projects <= 1 {
+            "Bench project".to_string()
+        } else {
+            format!("Bench project {p:03}")
+        };
+        let project = a.add_project(&ws, &name);
+        let mut sections: Vec<String> = a
+            .project_sections(&project)
+            .iter()
+            .map(|s| s.gid.clone())
+            .collect();
+        for k in 1..spec.sections.max(1) {
+            sections.push(a.add_section(&project, &format!("Section {k:02}")));
+        }
+        for i in 0..per {
+            let (gid, _) = &users[n % users.len()];
+            n += 1;
+            let section = &sections[i * sections.len() / per.max(1)];
+            let name = format!("Bench task {p:03}-{i:06}");
+            let _ = a.add_task_in_section(section, &name, Some(gid));
+        }
+        projects.push(project);
+        all_sections.extend(sections);
     }
-    let existing = ((assignees as f64) * existing_fraction.clamp(0.0, 1.0)).round() as usize;
+    let existing = ((assignees as f64) * spec.existing_fraction.clamp(0.0, 1.0)).round() as usize;
     let mut d = DocSpaceWorld::with_owner("bench.admin@bench.example", "Bench", "Admin");
     let room = d.add_room("Bench room", CUSTOM_ROOM);
     let existing_emails: Vec<String> = users
@@ -243,11 +310,13 @@ pub fn bench(
         .collect();
     let ids = BenchIds {
         workspace: ws,
-        project,
+        project: projects[0].clone(),
+        projects,
+        sections: all_sections,
         room,
         assignee_emails: users.into_iter().map(|(_, e)| e).collect(),
         existing_emails,
-        task_count: tasks,
+        task_count: n,
     };
     (a, d, ids)
 }
@@ -288,5 +357,32 @@ mod tests {
         assert_eq!(a.project_task_gids(&ids.project).len(), 10_000);
         assert_eq!(ids.existing_emails.len(), 250);
         assert_eq!(d.people.len(), 251);
+        assert_eq!(ids.sections.len(), 1);
+    }
+
+    #[test]
+    fn bench_sections_hold_every_task_once() {
+        let (a, _, ids) = bench_projects(BenchSpec {
+            projects: 2,
+            tasks_per_project: 1_000,
+            sections: 10,
+            ..BenchSpec::default()
+        });
+        assert_eq!(ids.projects.len(), 2);
+        assert_eq!(ids.sections.len(), 20);
+        assert_eq!(ids.task_count, 2_000);
+        for p in &ids.projects {
+            let sections = a.project_sections(p);
+            assert_eq!(sections.len(), 10);
+            let gids = a.project_task_gids(p);
+            assert_eq!(gids.len(), 1_000);
+            for s in &sections {
+                let n = gids
+                    .iter()
+                    .filter(|g| a.tasks[*g].section_in(p) == Some(s.gid.as_str()))
+                    .count();
+                assert_eq!(n, 100, "section {}", s.name);
+            }
+        }
     }
 }

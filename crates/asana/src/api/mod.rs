@@ -3,7 +3,7 @@
 
 mod events;
 mod projects;
-mod tasks;
+pub mod tasks;
 mod users;
 mod webhooks;
 
@@ -73,6 +73,36 @@ impl Client {
         }
     }
 
+    /// One page of a list: `limit=100`, from `offset` when given. Returns the items and
+    /// the next page's offset (`None` on the last page).
+    async fn page<T: DeserializeOwned>(
+        &self,
+        segments: &[String],
+        query: &Query,
+        offset: Option<&str>,
+    ) -> Result<(Vec<T>, Option<String>), Error> {
+        let mut query = query.clone();
+        query.push(("limit", PAGE_SIZE.to_owned()));
+        if let Some(o) = offset {
+            query.push(("offset", enc(o)));
+        }
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let res = self.send(self.get(self.url(&segs, &query))).await?;
+        if !res.status.is_success() {
+            return Err(Error::from_response(res.status.as_u16(), &res.body));
+        }
+        let page: Page<T> = decode(&res.body)?;
+        let next = page.next_page.and_then(|n| n.offset);
+        // A server that hands back the offset it was given would loop forever.
+        if next.is_some() && next.as_deref() == offset {
+            return Err(Error::Decode {
+                path: "next_page.offset".into(),
+                message: "Asana returned the same offset again".into(),
+            });
+        }
+        Ok((page.data, next))
+    }
+
     /// A lazy stream over every item of a paged list: `limit=100`, then each
     /// `next_page.offset` passed back verbatim until `next_page` is null.
     fn paged<T>(
@@ -83,42 +113,37 @@ impl Client {
     where
         T: DeserializeOwned + Send + 'static,
     {
+        self.paged_from(segments, query, None)
+    }
+
+    /// [`Client::paged`] starting at the page `offset` names (`None`: the first page).
+    fn paged_from<T>(
+        &self,
+        segments: Vec<String>,
+        query: Query,
+        offset: Option<String>,
+    ) -> impl Stream<Item = Result<T, Error>> + Send + '_
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
         enum Cursor {
-            First,
-            Next(String),
+            At(Option<String>),
             Done,
         }
-        stream::try_unfold(Cursor::First, move |cursor| {
-            let mut query = query.clone();
+        stream::try_unfold(Cursor::At(offset), move |cursor| {
+            let query = query.clone();
             let segments = segments.clone();
             async move {
                 let offset = match cursor {
-                    Cursor::First => None,
-                    Cursor::Next(o) => Some(o),
+                    Cursor::At(o) => o,
                     Cursor::Done => return Ok(None),
                 };
-                query.push(("limit", PAGE_SIZE.to_owned()));
-                if let Some(o) = &offset {
-                    query.push(("offset", enc(o)));
-                }
-                let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-                let res = self.send(self.get(self.url(&segs, &query))).await?;
-                if !res.status.is_success() {
-                    return Err(Error::from_response(res.status.as_u16(), &res.body));
-                }
-                let page: Page<T> = decode(&res.body)?;
-                let next = match page.next_page.and_then(|n| n.offset) {
-                    // A server that hands back the offset it was given would loop forever.
-                    Some(o) if Some(&o) == offset.as_ref() => {
-                        return Err(Error::Decode {
-                            path: "next_page.offset".into(),
-                            message: "Asana returned the same offset again".into(),
-                        })
-                    }
-                    Some(o) => Cursor::Next(o),
+                let (items, next) = self.page(&segments, &query, offset.as_deref()).await?;
+                let next = match next {
+                    Some(o) => Cursor::At(Some(o)),
                     None => Cursor::Done,
                 };
-                Ok(Some((page.data, next)))
+                Ok(Some((items, next)))
             }
         })
         .map_ok(|items| stream::iter(items.into_iter().map(Ok)))

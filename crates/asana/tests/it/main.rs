@@ -3,6 +3,7 @@
 
 mod decode;
 mod endpoints;
+mod limiter;
 mod pagination;
 mod support;
 mod transport;

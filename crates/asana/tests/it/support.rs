@@ -91,6 +91,8 @@ pub struct Recorded {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Option<serde_json::Value>,
+    /// When the server saw it (the body read).
+    pub arrived: std::time::Instant,
 }
 
 impl Recorded {
@@ -173,6 +175,7 @@ async fn handle(State(st): State<Arc<ServerState>>, req: Request) -> Response {
     let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
     let body = (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).unwrap());
     st.log.lock().unwrap().push(Recorded {
+        arrived: std::time::Instant::now(),
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),

@@ -106,6 +106,7 @@ pub async fn run(g: &Global, a: SyncArgs) -> anyhow::Result<u8> {
         dry_run: a.dry_run,
         settings,
         progress: bars.clone(),
+        incremental: !a.full,
         ..Options::new(super::run_id(), Source::Sync)
     };
     let report = reconcile::run(&svc, &Scope::Projects(rules), &opts)
@@ -152,6 +153,19 @@ pub async fn run(g: &Global, a: SyncArgs) -> anyhow::Result<u8> {
             } else {
                 format!("; rooms: {}", rooms.join(", "))
             },
+        );
+        println!(
+            "mode: {}{}",
+            s.mode.unwrap_or("full"),
+            match (s.mode, s.projects_incremental) {
+                (Some("full"), n) if n > 0 => {
+                    format!(" ({n} of {} project(s) incrementally)", s.projects)
+                }
+                (Some("incremental"), _) => {
+                    " (only tasks modified since the last sync; --full reads everything)".into()
+                }
+                _ => String::new(),
+            }
         );
         println!(
             "API calls: Asana {} ({} rate-limited), DocSpace {} ({} rate-limited); {:.1}s",

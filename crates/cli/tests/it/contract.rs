@@ -150,6 +150,44 @@ async fn paging_session() -> Vec<LoggedRequest> {
     log
 }
 
+/// A project in sections: the sections list, each section's pages (`GET /tasks?section=`),
+/// then an incremental re-run (`GET /tasks?project=…&modified_since=…`).
+async fn sections_session() -> Vec<LoggedRequest> {
+    let (a, d, ids) = seed::bench_projects(seed::BenchSpec {
+        tasks_per_project: 230,
+        sections: 3,
+        assignees: 12,
+        ..seed::BenchSpec::default()
+    });
+    let s = Sims::start(
+        a,
+        d,
+        (),
+        AsanaSimOptions::default(),
+        DocSpaceSimOptions::default(),
+    )
+    .await;
+    let rules = s.write_file(
+        "rules.toml",
+        &format!(
+            "[[rules]]\nproject = \"{}\"\nroom = \"{}\"\n",
+            ids.project, ids.room
+        ),
+    );
+    for _ in 0..2 {
+        s.cmd()
+            .arg("--config")
+            .arg(&rules)
+            .arg("sync")
+            .run()
+            .await
+            .expect_code(0);
+    }
+    let mut log = s.asana_requests();
+    log.extend(s.docspace_requests());
+    log
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_conforms_to_the_vendor_specs() {
     let root = workspace();
@@ -167,6 +205,7 @@ async fn every_request_conforms_to_the_vendor_specs() {
 
     let mut log = demo_session().await;
     log.extend(paging_session().await);
+    log.extend(sections_session().await);
     let python = venv.await.expect("venv task panicked");
 
     // What the session must have covered, so the check is not vacuous.
@@ -194,6 +233,26 @@ async fn every_request_conforms_to_the_vendor_specs() {
     assert!(
         log.iter().any(|r| r.query.contains("offset=")),
         "no paged request with offset"
+    );
+    let asana_get = |path_end: &str, query: &str| {
+        log.iter().any(|r| {
+            r.service == "asana"
+                && r.method == "GET"
+                && r.path.ends_with(path_end)
+                && r.query.contains(query)
+        })
+    };
+    assert!(
+        asana_get("/sections", ""),
+        "no GET /projects/{{gid}}/sections"
+    );
+    assert!(
+        asana_get("/api/1.0/tasks", "section="),
+        "no GET /tasks?section="
+    );
+    assert!(
+        asana_get("/api/1.0/tasks", "modified_since="),
+        "no GET /tasks?project=&modified_since="
     );
 
     let dir = tempfile::tempdir().expect("tempdir");

@@ -306,6 +306,19 @@ pub struct Granted {
 // ---------------------------------------------------------------------------------------------
 // Webhooks
 
+/// What the last complete, successful sync of a rule left ([`Store::sync_mark`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncMark {
+    /// The rule's project.
+    pub project_gid: String,
+    /// The rule as it was then; another fingerprint means the rule changed.
+    pub fingerprint: String,
+    /// When the last full sync started.
+    pub full_started_at: DateTime<Utc>,
+    /// When the last complete, successful sync (full or incremental) started.
+    pub since: DateTime<Utc>,
+}
+
 /// A webhook registration: deliveries arrive at `/webhooks/asana/{id}`.
 ///
 /// `Debug` redacts the secret and `Serialize` skips it.
@@ -435,6 +448,29 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn sync_token(&self, resource_gid: &str) -> Result<Option<String>>;
     /// Saves the Events API sync token for a resource.
     async fn set_sync_token(&self, resource_gid: &str, token: &str) -> Result<()>;
+
+    // --- incremental sync marks
+    /// What the last complete, successful sync of a rule left (`None`: no such sync).
+    async fn sync_mark(&self, rule_key: &str) -> Result<Option<SyncMark>>;
+    /// After a complete, successful *full* sync of a rule's project that started at
+    /// `started_at`: the rule's fingerprint, and both the full sync's and the next
+    /// incremental read's start are `started_at` (never moved back).
+    async fn record_full_sync(
+        &self,
+        rule_key: &str,
+        project_gid: &str,
+        fingerprint: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// After a complete, successful *incremental* sync: the next one reads from
+    /// `started_at` on (never moved back). Only when the mark still has `fingerprint`;
+    /// returns whether it did.
+    async fn record_incremental_sync(
+        &self,
+        rule_key: &str,
+        fingerprint: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<bool>;
 
     // --- health
     /// Cheap round trip to the database, for `/healthz`.

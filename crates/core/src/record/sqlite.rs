@@ -31,7 +31,7 @@ use sqlx::{
 
 use super::{
     ClaimEpoch, Granted, HistoryFilter, Holder, Job, JobState, LedgerEntry, NewJob, NewLedgerEntry,
-    QueueDepth, Result, Store, StoreError, WebhookReg,
+    QueueDepth, Result, Store, StoreError, SyncMark, WebhookReg,
 };
 use crate::domain::{JobPayload, Source};
 
@@ -811,6 +811,75 @@ impl Store for SqliteStore {
         .execute(&self.write)
         .await?;
         Ok(())
+    }
+
+    async fn sync_mark(&self, rule_key: &str) -> Result<Option<SyncMark>> {
+        let row: Option<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT project_gid, fingerprint, full_started_at, since FROM sync_marks \
+             WHERE rule_key = ?",
+        )
+        .bind(rule_key)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|(project_gid, fingerprint, full, since)| SyncMark {
+            project_gid,
+            fingerprint,
+            full_started_at: dt(full),
+            since: dt(since),
+        }))
+    }
+
+    async fn record_full_sync(
+        &self,
+        rule_key: &str,
+        project_gid: &str,
+        fingerprint: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<()> {
+        // A full sync that started before the one already recorded (two overlapping runs)
+        // moves nothing back; one under another fingerprint replaces the mark.
+        sqlx::query(
+            "INSERT INTO sync_marks \
+               (rule_key, project_gid, fingerprint, full_started_at, since, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (rule_key) DO UPDATE SET \
+               project_gid = excluded.project_gid, \
+               full_started_at = CASE WHEN fingerprint = excluded.fingerprint \
+                 THEN max(full_started_at, excluded.full_started_at) \
+                 ELSE excluded.full_started_at END, \
+               since = CASE WHEN fingerprint = excluded.fingerprint \
+                 THEN max(since, excluded.since) ELSE excluded.since END, \
+               fingerprint = excluded.fingerprint, \
+               updated_at = excluded.updated_at",
+        )
+        .bind(rule_key)
+        .bind(project_gid)
+        .bind(fingerprint)
+        .bind(ms(started_at))
+        .bind(ms(started_at))
+        .bind(now_ms())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_incremental_sync(
+        &self,
+        rule_key: &str,
+        fingerprint: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE sync_marks SET since = max(since, ?), updated_at = ? \
+             WHERE rule_key = ? AND fingerprint = ?",
+        )
+        .bind(ms(started_at))
+        .bind(now_ms())
+        .bind(rule_key)
+        .bind(fingerprint)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn ping(&self) -> Result<()> {

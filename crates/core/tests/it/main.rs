@@ -5,3 +5,4 @@
 mod reconcile;
 mod record;
 mod support;
+mod sync_modes;

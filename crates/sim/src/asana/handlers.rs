@@ -11,7 +11,7 @@ use axum::{Extension, Router};
 use serde_json::{json, Value};
 
 use super::select::{parse as parse_opt_fields, select};
-use super::world::{rfc3339_millis, AsanaUser, AsanaWorld, Project, Task};
+use super::world::{rfc3339_millis, AsanaUser, AsanaWorld, Project, Section, Task};
 use super::{webhooks, AsanaState};
 use crate::server::{asana_error, param, query_pairs, request_url, Caller};
 
@@ -26,6 +26,8 @@ pub(crate) fn router(state: Arc<AsanaState>) -> Router {
         .route("/workspaces/{workspace_gid}/addUser", post(add_user))
         .route("/projects/{project_gid}", get(get_project))
         .route("/projects/{project_gid}/tasks", get(project_tasks))
+        .route("/projects/{project_gid}/sections", get(project_sections))
+        .route("/tasks", get(list_tasks))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route(
             "/webhooks/{webhook_gid}",
@@ -118,6 +120,10 @@ fn project_compact(p: &Project) -> Value {
     json!({ "gid": p.gid, "resource_type": "project", "name": p.name })
 }
 
+fn section_compact(s: &Section) -> Value {
+    json!({ "gid": s.gid, "resource_type": "section", "name": s.name })
+}
+
 fn project_rich(w: &AsanaWorld, p: &Project) -> Value {
     json!({
         "gid": p.gid,
@@ -165,8 +171,10 @@ fn task_rich(w: &AsanaWorld, t: &Task) -> Value {
         "assignee": assignee,
         "projects": projects,
         "workspace": task_workspace(w, t).map(|g| ws_compact(w, &g)),
-        "memberships": t.projects.iter().filter_map(|g| w.projects.get(g))
-            .map(|p| json!({ "project": project_compact(p), "section": null })).collect::<Vec<_>>(),
+        "memberships": t.projects.iter().zip(&t.sections)
+            .filter_map(|(g, s)| Some((w.projects.get(g)?, w.sections.get(s)?)))
+            .map(|(p, s)| json!({ "project": project_compact(p), "section": section_compact(s) }))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -473,16 +481,9 @@ pub(crate) struct PageOut {
     pub next_page: Option<Option<Value>>,
 }
 
-/// Applies `limit` / `offset` to gids sorted ascending. `path` is the API-relative path
-/// (`/projects/1/tasks`) used to build `next_page.path` and `.uri`.
-pub(crate) fn paginate(
-    gids: Vec<String>,
-    uri: &Uri,
-    headers: &HeaderMap,
-    path: &str,
-) -> Result<PageOut, Response> {
-    let pairs = query_pairs(uri);
-    let limit = match param(&pairs, "limit") {
+/// `limit` (1–100, or absent) and the gid after which a page starts (from `offset`).
+fn page_params(pairs: &[(String, String)]) -> Result<(Option<usize>, Option<String>), Response> {
+    let limit = match param(pairs, "limit") {
         None => None,
         Some(v) => match v.parse::<i64>() {
             Ok(n) if (1..=100).contains(&n) => Some(n as usize),
@@ -494,7 +495,7 @@ pub(crate) fn paginate(
             }
         },
     };
-    let after = match param(&pairs, "offset") {
+    let after = match param(pairs, "offset") {
         None | Some("") => None,
         Some(tok) => match decode_offset(tok) {
             Some(g) => Some(g),
@@ -506,6 +507,32 @@ pub(crate) fn paginate(
             }
         },
     };
+    Ok((limit, after))
+}
+
+/// The `next_page` object after a page whose last gid is `last`.
+fn next_page(pairs: &[(String, String)], headers: &HeaderMap, path: &str, last: &str) -> Value {
+    let offset = encode_offset(last);
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs.iter().filter(|(k, _)| k != "offset") {
+        q.append_pair(k, v);
+    }
+    q.append_pair("offset", &offset);
+    let rel = format!("{path}?{}", q.finish());
+    let api_base = request_url(headers, &Uri::from_static("/api/1.0"));
+    json!({ "offset": offset, "path": rel, "uri": format!("{api_base}{rel}") })
+}
+
+/// Applies `limit` / `offset` to gids sorted ascending. `path` is the API-relative path
+/// (`/projects/1/tasks`) used to build `next_page.path` and `.uri`.
+pub(crate) fn paginate(
+    gids: Vec<String>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<PageOut, Response> {
+    let pairs = query_pairs(uri);
+    let (limit, after) = page_params(&pairs)?;
     let start = match &after {
         Some(a) => gids.partition_point(|g| (g.len(), g.as_str()) <= (a.len(), a.as_str())),
         None => 0,
@@ -513,10 +540,7 @@ pub(crate) fn paginate(
     let Some(limit) = limit else {
         let rest: Vec<String> = gids.into_iter().skip(start).collect();
         if rest.len() > UNPAGINATED_MAX {
-            return Err(err(
-                StatusCode::BAD_REQUEST,
-                "The result is too large. You should use pagination (may require specifying a workspace)!",
-            ));
+            return Err(too_large());
         }
         return Ok(PageOut {
             gids: rest,
@@ -526,17 +550,8 @@ pub(crate) fn paginate(
     let total = gids.len();
     let page: Vec<String> = gids.into_iter().skip(start).take(limit).collect();
     let next = if start + page.len() < total {
-        page.last().map(|last| {
-            let offset = encode_offset(last);
-            let mut q = url::form_urlencoded::Serializer::new(String::new());
-            for (k, v) in pairs.iter().filter(|(k, _)| k != "offset") {
-                q.append_pair(k, v);
-            }
-            q.append_pair("offset", &offset);
-            let rel = format!("{path}?{}", q.finish());
-            let api_base = request_url(headers, &Uri::from_static("/api/1.0"));
-            json!({ "offset": offset, "path": rel, "uri": format!("{api_base}{rel}") })
-        })
+        page.last()
+            .map(|last| next_page(&pairs, headers, path, last))
     } else {
         None
     };
@@ -546,6 +561,50 @@ pub(crate) fn paginate(
     })
 }
 
+fn too_large() -> Response {
+    err(
+        StatusCode::BAD_REQUEST,
+        "The result is too large. You should use pagination (may require specifying a workspace)!",
+    )
+}
+
+/// [`paginate`] over the world's tasks that pass `keep`, reading only from the page's
+/// start on (task gids are the map's order), so a page of a 100,000-task project costs a
+/// page, not the project.
+fn paginate_tasks<'w>(
+    w: &'w AsanaWorld,
+    keep: impl Fn(&Task) -> bool,
+    uri: &Uri,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<(Vec<&'w Task>, Option<Option<Value>>), Response> {
+    let pairs = query_pairs(uri);
+    let (limit, after) = page_params(&pairs)?;
+    let from = match &after {
+        Some(a) => std::ops::Bound::Excluded(a.clone()),
+        None => std::ops::Bound::Unbounded,
+    };
+    let mut it = w
+        .tasks
+        .range((from, std::ops::Bound::Unbounded))
+        .map(|(_, t)| t)
+        .filter(|t| keep(t));
+    let Some(limit) = limit else {
+        let all: Vec<&Task> = it.by_ref().take(UNPAGINATED_MAX + 1).collect();
+        if all.len() > UNPAGINATED_MAX {
+            return Err(too_large());
+        }
+        return Ok((all, None));
+    };
+    let page: Vec<&Task> = it.by_ref().take(limit).collect();
+    let more = it.next().is_some();
+    let next = match page.last() {
+        Some(last) if more => Some(next_page(&pairs, headers, path, &last.gid)),
+        _ => None,
+    };
+    Ok((page, Some(next)))
+}
+
 /// Wraps a list page in `{"data": [...], "next_page": ...}`.
 pub(crate) fn list_response(items: Vec<Value>, next_page: Option<Option<Value>>) -> Response {
     let mut body = json!({ "data": items });
@@ -553,6 +612,67 @@ pub(crate) fn list_response(items: Vec<Value>, next_page: Option<Option<Value>>)
         body["next_page"] = next.unwrap_or(Value::Null);
     }
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// `completed_since`: absent = every task; `now` = incomplete only; a date-time = also
+/// those completed since then.
+type CompletedSince = Option<Option<chrono::DateTime<chrono::Utc>>>;
+
+fn parse_time(name: &str, v: &str) -> Result<chrono::DateTime<chrono::Utc>, Response> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .map_err(|_| {
+            err(
+                StatusCode::BAD_REQUEST,
+                &format!("{name}: Not a valid date: {v}"),
+            )
+        })
+}
+
+fn completed_since(pairs: &[(String, String)]) -> Result<CompletedSince, Response> {
+    Ok(match param(pairs, "completed_since") {
+        None => None,
+        Some("now") => Some(None),
+        Some(v) => Some(Some(parse_time("completed_since", v)?)),
+    })
+}
+
+fn passes_completed(t: &Task, since: &CompletedSince) -> bool {
+    match since {
+        None => true,
+        Some(None) => !t.completed,
+        Some(Some(since)) => !t.completed || t.completed_at.is_some_and(|c| c >= *since),
+    }
+}
+
+/// A task list page in Asana's shape: `TaskCompact`s, or the `opt_fields` asked for.
+fn task_page(
+    w: &AsanaWorld,
+    tasks: &[&Task],
+    fields: &Option<Vec<Vec<String>>>,
+    next_page: Option<Option<Value>>,
+) -> Response {
+    let items = tasks
+        .iter()
+        .map(|t| match fields {
+            Some(f) => select(&task_rich(w, t), f),
+            None => task_compact(t),
+        })
+        .collect();
+    list_response(items, next_page)
+}
+
+/// The project's visibility, as every read of it answers.
+fn check_project(w: &AsanaWorld, gid: &str) -> Result<(), Response> {
+    match w.projects.get(gid) {
+        None => Err(unknown(gid)),
+        Some(p) if p.no_access => Err(forbidden()),
+        Some(_) => Ok(()),
+    }
 }
 
 /// `GET /projects/{gid}/tasks` with `limit`/`offset`/`opt_fields`/`completed_since`.
@@ -567,53 +687,123 @@ async fn project_tasks(
     }
     let pairs = query_pairs(&uri);
     let fields = parse_opt_fields(param(&pairs, "opt_fields"));
-    let since = match param(&pairs, "completed_since") {
-        None => None,
-        Some("now") => Some(None),
-        Some(v) => match chrono::DateTime::parse_from_rfc3339(v)
-            .map(|d| d.with_timezone(&chrono::Utc))
-            .or_else(|_| {
-                chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                    .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-            }) {
-            Ok(t) => Some(Some(t)),
-            Err(_) => {
-                return err(
-                    StatusCode::BAD_REQUEST,
-                    &format!("completed_since: Not a valid date: {v}"),
-                )
-            }
-        },
+    let since = match completed_since(&pairs) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let w = st.world();
-    match w.projects.get(&gid) {
-        None => return unknown(&gid),
-        Some(p) if p.no_access => return forbidden(),
-        Some(_) => {}
+    if let Err(r) = check_project(&w, &gid) {
+        return r;
     }
-    let gids: Vec<String> = w
-        .tasks
-        .values()
-        .filter(|t| t.projects.contains(&gid))
-        .filter(|t| match &since {
-            None => true,
-            Some(None) => !t.completed,
-            Some(Some(since)) => !t.completed || t.completed_at.is_some_and(|c| c >= *since),
-        })
-        .map(|t| t.gid.clone())
+    let keep = |t: &Task| t.projects.contains(&gid) && passes_completed(t, &since);
+    match paginate_tasks(&w, keep, &uri, &headers, &format!("/projects/{gid}/tasks")) {
+        Ok((page, next)) => task_page(&w, &page, &fields, next),
+        Err(r) => r,
+    }
+}
+
+/// `GET /projects/{gid}/sections` (`getSectionsForProject`): `SectionCompact`s in
+/// project order, paginated like every list.
+async fn project_sections(
+    State(st): St,
+    Path(gid): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = check_gid("project", &gid) {
+        return r;
+    }
+    let fields = opt_fields(&uri);
+    let w = st.world();
+    if let Err(r) = check_project(&w, &gid) {
+        return r;
+    }
+    let gids = w
+        .project_sections(&gid)
+        .iter()
+        .map(|s| s.gid.clone())
         .collect();
-    let page = match paginate(gids, &uri, &headers, &format!("/projects/{gid}/tasks")) {
+    let page = match paginate(gids, &uri, &headers, &format!("/projects/{gid}/sections")) {
         Ok(p) => p,
         Err(r) => return r,
     };
     let items = page
         .gids
         .iter()
-        .filter_map(|g| w.tasks.get(g))
-        .map(|t| match &fields {
-            Some(f) => select(&task_rich(&w, t), f),
-            None => task_compact(t),
+        .filter_map(|g| w.sections.get(g))
+        .map(|s| {
+            let mut rich = section_compact(s);
+            rich["created_at"] = json!(null);
+            rich["project"] = w
+                .projects
+                .get(&s.project)
+                .map(project_compact)
+                .unwrap_or(Value::Null);
+            match &fields {
+                Some(f) => select(&rich, f),
+                None => section_compact(s),
+            }
         })
         .collect();
     list_response(items, page.next_page)
+}
+
+/// `GET /tasks` (`getTasks`) with exactly one of `project` or `section` (the sim has no
+/// tags or assignee+workspace lists), `modified_since` (tasks whose `modified_at` is at or
+/// after it), `completed_since`, `limit`/`offset`, `opt_fields`.
+async fn list_tasks(State(st): St, uri: Uri, headers: HeaderMap) -> Response {
+    let pairs = query_pairs(&uri);
+    let fields = parse_opt_fields(param(&pairs, "opt_fields"));
+    let since = match completed_since(&pairs) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let modified_since = match param(&pairs, "modified_since") {
+        None => None,
+        Some(v) => match parse_time("modified_since", v) {
+            Ok(t) => Some(t),
+            Err(r) => return r,
+        },
+    };
+    let project = param(&pairs, "project").map(str::to_string);
+    let section = param(&pairs, "section").map(str::to_string);
+    let w = st.world();
+    let scope = match (&project, &section) {
+        (Some(p), None) => {
+            if let Err(r) = check_gid("project", p).and_then(|_| check_project(&w, p)) {
+                return r;
+            }
+            (p.clone(), None)
+        }
+        (None, Some(s)) => {
+            if let Err(r) = check_gid("section", s) {
+                return r;
+            }
+            let Some(sec) = w.sections.get(s) else {
+                return unknown(s);
+            };
+            if let Err(r) = check_project(&w, &sec.project) {
+                return r;
+            }
+            (sec.project.clone(), Some(s.clone()))
+        }
+        _ => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "Must specify exactly one of project, tag, section, user task list, or assignee + workspace",
+            )
+        }
+    };
+    let (in_project, in_section) = scope;
+    let keep = |t: &Task| {
+        let member = match &in_section {
+            Some(s) => t.section_in(&in_project) == Some(s.as_str()),
+            None => t.projects.contains(&in_project),
+        };
+        member && passes_completed(t, &since) && modified_since.is_none_or(|m| t.modified_at >= m)
+    };
+    match paginate_tasks(&w, keep, &uri, &headers, "/tasks") {
+        Ok((page, next)) => task_page(&w, &page, &fields, next),
+        Err(r) => r,
+    }
 }

@@ -25,7 +25,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 pub use world::{
-    AsanaUser, AsanaWorld, Event, Project, Task, Webhook, WebhookFilter, Workspace, WorldError,
+    AsanaUser, AsanaWorld, Event, Project, Section, Task, Webhook, WebhookFilter, Workspace,
+    WorldError,
 };
 
 use crate::faults::{Fault, FaultEngine};

@@ -23,6 +23,9 @@ pub enum WorldError {
     /// No project has this gid.
     #[error("unknown project {0}")]
     UnknownProject(String),
+    /// No section has this gid (or not in that project).
+    #[error("unknown section {0}")]
+    UnknownSection(String),
 }
 
 /// An Asana workspace (or organization), the scope users are added to.
@@ -62,6 +65,18 @@ pub struct Project {
     pub no_access: bool,
 }
 
+/// A section of a project. Every task of a project is in exactly one of its sections, as
+/// in Asana; `add_project` makes the first one ("Untitled section", as Asana does).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Section {
+    /// Asana's numeric-string id.
+    pub gid: String,
+    /// Display name.
+    pub name: String,
+    /// Gid of the project it belongs to.
+    pub project: String,
+}
+
 /// A task: its assignee is who gets invited.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Task {
@@ -77,10 +92,24 @@ pub struct Task {
     pub completed_at: Option<DateTime<Utc>>,
     /// Gids of the projects it is in.
     pub projects: Vec<String>,
+    /// Its section in each of those projects, in the same order (`memberships[].section`).
+    pub sections: Vec<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// When it last changed.
+    /// When it last changed: assigning, completing and adding it to a project count
+    /// (what `GET /tasks?modified_since=` selects on).
     pub modified_at: DateTime<Utc>,
+}
+
+impl Task {
+    /// Its section in `project`, if it is in the project.
+    pub fn section_in(&self, project: &str) -> Option<&str> {
+        self.projects
+            .iter()
+            .position(|p| p == project)
+            .and_then(|i| self.sections.get(i))
+            .map(String::as_str)
+    }
 }
 
 /// A webhook's event filter (`WebhookFilter`); an event passes if it matches any filter.
@@ -222,6 +251,8 @@ pub struct AsanaWorld {
     pub users: BTreeMap<String, AsanaUser>,
     /// Projects by gid.
     pub projects: BTreeMap<String, Project>,
+    /// Sections by gid (creation order, so a project's sections are in its order).
+    pub sections: BTreeMap<String, Section>,
     /// Tasks by gid.
     pub tasks: BTreeMap<String, Task>,
     /// Registered webhooks by gid.
@@ -251,6 +282,7 @@ impl AsanaWorld {
             workspaces: BTreeMap::new(),
             users: BTreeMap::new(),
             projects: BTreeMap::new(),
+            sections: BTreeMap::new(),
             tasks: BTreeMap::new(),
             webhooks: BTreeMap::new(),
             events: Vec::new(),
@@ -310,7 +342,7 @@ impl AsanaWorld {
         gid
     }
 
-    /// Adds a project in `workspace`.
+    /// Adds a project in `workspace`, with its first section ("Untitled section").
     pub fn add_project(&mut self, workspace: &str, name: &str) -> String {
         let gid = self.next_gid();
         self.projects.insert(
@@ -322,11 +354,70 @@ impl AsanaWorld {
                 no_access: false,
             },
         );
+        self.add_section(&gid, "Untitled section");
         gid
     }
 
-    /// Adds an incomplete task to `project` and records an `added` event on the project.
+    /// Adds a section at the end of `project`.
+    pub fn add_section(&mut self, project: &str, name: &str) -> String {
+        let gid = self.next_gid();
+        self.sections.insert(
+            gid.clone(),
+            Section {
+                gid: gid.clone(),
+                name: name.to_string(),
+                project: project.to_string(),
+            },
+        );
+        gid
+    }
+
+    /// The sections of `project`, in order.
+    pub fn project_sections(&self, project: &str) -> Vec<&Section> {
+        self.sections
+            .values()
+            .filter(|s| s.project == project)
+            .collect()
+    }
+
+    /// The section a task added to `project` without one lands in: its first.
+    fn first_section(&self, project: &str) -> String {
+        self.sections
+            .values()
+            .find(|s| s.project == project)
+            .map(|s| s.gid.clone())
+            .unwrap_or_default()
+    }
+
+    /// Adds an incomplete task to `project` (in its first section) and records an `added`
+    /// event on the project.
     pub fn add_task(&mut self, project: &str, name: &str, assignee: Option<&str>) -> String {
+        let section = self.first_section(project);
+        self.insert_task(project, &section, name, assignee)
+    }
+
+    /// Adds an incomplete task to `section` of its project, like [`AsanaWorld::add_task`].
+    pub fn add_task_in_section(
+        &mut self,
+        section: &str,
+        name: &str,
+        assignee: Option<&str>,
+    ) -> Result<String, WorldError> {
+        let project = self
+            .sections
+            .get(section)
+            .map(|s| s.project.clone())
+            .ok_or_else(|| WorldError::UnknownSection(section.to_string()))?;
+        Ok(self.insert_task(&project, section, name, assignee))
+    }
+
+    fn insert_task(
+        &mut self,
+        project: &str,
+        section: &str,
+        name: &str,
+        assignee: Option<&str>,
+    ) -> String {
         let gid = self.next_gid();
         let now = Utc::now();
         self.tasks.insert(
@@ -338,6 +429,7 @@ impl AsanaWorld {
                 completed: false,
                 completed_at: None,
                 projects: vec![project.to_string()],
+                sections: vec![section.to_string()],
                 created_at: now,
                 modified_at: now,
             },
@@ -355,6 +447,49 @@ impl AsanaWorld {
             scopes: vec![gid.clone(), project.to_string()],
         });
         gid
+    }
+
+    /// Adds an existing task to another project (in `section`, else the project's first),
+    /// recording an `added` event on the project; a modification, as on Asana.
+    pub fn add_task_to_project(
+        &mut self,
+        task: &str,
+        project: &str,
+        section: Option<&str>,
+    ) -> Result<(), WorldError> {
+        if !self.projects.contains_key(project) {
+            return Err(WorldError::UnknownProject(project.to_string()));
+        }
+        let section = match section {
+            Some(s) if self.sections.get(s).is_some_and(|x| x.project == project) => s.to_string(),
+            Some(s) => return Err(WorldError::UnknownSection(s.to_string())),
+            None => self.first_section(project),
+        };
+        let me = self.me.clone();
+        let t = self
+            .tasks
+            .get_mut(task)
+            .ok_or_else(|| WorldError::UnknownTask(task.to_string()))?;
+        if t.projects.iter().any(|p| p == project) {
+            return Ok(());
+        }
+        let now = Utc::now();
+        t.projects.push(project.to_string());
+        t.sections.push(section);
+        t.modified_at = now;
+        self.events.push(Event {
+            user: Some(me),
+            resource_gid: task.to_string(),
+            resource_type: "task".into(),
+            resource_subtype: "default_task".into(),
+            action: "added".into(),
+            parent: Some((project.to_string(), "project".into())),
+            field: None,
+            new_value: None,
+            created_at: now,
+            scopes: vec![task.to_string(), project.to_string()],
+        });
+        Ok(())
     }
 
     /// Sets or clears a task's assignee, recording a `changed`/`assignee` event when it
@@ -513,8 +648,29 @@ mod tests {
             w.assign_task(&t, Some("9")),
             Err(WorldError::UnknownUser(_))
         ));
+        let before = w.tasks[&t].modified_at;
         w.complete_task(&t).unwrap();
         assert!(w.tasks[&t].completed);
+        assert!(w.tasks[&t].modified_at >= before);
+        // Every task of a project is in exactly one of its sections.
+        let s2 = w.add_section(&p, "Doing");
+        let t2 = w.add_task_in_section(&s2, "T2", None).unwrap();
+        assert_eq!(
+            w.tasks[&t].section_in(&p),
+            Some(w.project_sections(&p)[0].gid.as_str())
+        );
+        assert_eq!(w.tasks[&t2].section_in(&p), Some(s2.as_str()));
+        let p2 = w.add_project(&ws, "P2");
+        w.add_task_to_project(&t2, &p2, None).unwrap();
+        assert_eq!(w.tasks[&t2].projects.len(), 2);
+        assert_eq!(
+            w.tasks[&t2].section_in(&p2),
+            Some(w.project_sections(&p2)[0].gid.as_str())
+        );
+        assert!(matches!(
+            w.add_task_to_project(&t, &p2, Some(&s2)),
+            Err(WorldError::UnknownSection(_))
+        ));
         assert_eq!(w.resolve_user("U@X.COM").map(|u| u.gid.clone()), Some(u));
     }
 }

@@ -6,4 +6,5 @@ mod indexes;
 mod ledger;
 mod open;
 mod queue;
+mod sync_marks;
 mod webhooks;
