@@ -9,14 +9,11 @@ use asana_api::Gid;
 use bridge_core::config::{RoomTarget, Rule};
 use bridge_core::domain::{RoomId, Source};
 use bridge_core::reconcile::{self, Options, Scope};
-use bridge_core::record::{self, HistoryFilter, LedgerEntry};
+use bridge_core::record::{HistoryFilter, LedgerEntry};
 use bridge_core::report::Report;
 use bridge_core::{Outcome, Services};
-use bridge_sim::seed::{CUSTOM_ROOM, DEMO_ASANA_TOKEN, DEMO_DOCSPACE_KEY};
-use bridge_sim::{
-    AsanaSim, AsanaSimOptions, AsanaWorld, DocSpaceSim, DocSpaceSimOptions, DocSpaceWorld,
-    PersonState, SimUserType,
-};
+use bridge_sim::seed::CUSTOM_ROOM;
+use bridge_sim::{AsanaSim, AsanaWorld, DocSpaceSim, DocSpaceWorld, PersonState, SimUserType};
 use docspace_api::{Access, UserType};
 
 /// Both simulators over a one-project world, and services over them with a private
@@ -67,27 +64,7 @@ impl World {
                 assert!(d.add_member(&room, &id, *level));
             }
         }
-        let asana = AsanaSim::start(a, AsanaSimOptions::default())
-            .await
-            .unwrap();
-        let docspace = DocSpaceSim::start(d, DocSpaceSimOptions::default())
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let store = record::open(dir.path().join("state.db").to_str().unwrap())
-            .await
-            .unwrap();
-        let mut ac =
-            asana_api::Config::new(&asana.base_url(), DEMO_ASANA_TOKEN.to_string().into()).unwrap();
-        ac.requests_per_minute = 100_000;
-        let dc =
-            docspace_api::Config::new(&docspace.base_url(), DEMO_DOCSPACE_KEY.to_string().into())
-                .unwrap();
-        let svc = Services::new(
-            asana_api::Client::new(ac).unwrap(),
-            docspace_api::Client::new(dc).unwrap(),
-            store,
-        );
+        let (asana, docspace, svc, dir) = crate::support::sims(a, d).await;
         World {
             _asana: asana,
             docspace,

@@ -8,11 +8,10 @@ use asana_api::Gid;
 use bridge_core::config::{RoomTarget, Rule};
 use bridge_core::domain::{RoomId, Source};
 use bridge_core::reconcile::{self, Options, Scope};
-use bridge_core::record;
 use bridge_core::report::Report;
 use bridge_core::Services;
-use bridge_sim::seed::{bench_projects, BenchIds, BenchSpec, DEMO_ASANA_TOKEN, DEMO_DOCSPACE_KEY};
-use bridge_sim::{AsanaSim, AsanaSimOptions, DocSpaceSim, DocSpaceSimOptions, LoggedRequest};
+use bridge_sim::seed::{bench_projects, BenchIds, BenchSpec};
+use bridge_sim::{AsanaSim, DocSpaceSim, LoggedRequest};
 use docspace_api::{Access, UserType};
 
 struct Bench {
@@ -32,27 +31,7 @@ impl Bench {
             t.created_at = hour_ago;
             t.modified_at = hour_ago;
         }
-        let asana = AsanaSim::start(a, AsanaSimOptions::default())
-            .await
-            .unwrap();
-        let docspace = DocSpaceSim::start(d, DocSpaceSimOptions::default())
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let store = record::open(dir.path().join("state.db").to_str().unwrap())
-            .await
-            .unwrap();
-        let mut ac =
-            asana_api::Config::new(&asana.base_url(), DEMO_ASANA_TOKEN.to_string().into()).unwrap();
-        ac.requests_per_minute = 100_000;
-        let dc =
-            docspace_api::Config::new(&docspace.base_url(), DEMO_DOCSPACE_KEY.to_string().into())
-                .unwrap();
-        let svc = Services::new(
-            asana_api::Client::new(ac).unwrap(),
-            docspace_api::Client::new(dc).unwrap(),
-            store,
-        );
+        let (asana, docspace, svc, dir) = crate::support::sims(a, d).await;
         Bench {
             asana,
             _docspace: docspace,
