@@ -149,3 +149,89 @@ async fn invite_racing_sync_invites_each_person_once() {
     assert_eq!(invited.len(), fresh.len());
     assert!(invited.values().all(|n| *n == 1), "{invited:?}");
 }
+
+/// Two `sync` processes, and the one holding the people is SIGKILLed while it invites,
+/// after the other has read the portal: the other waits for the dead holder's claims to
+/// lapse (10 s), reads DocSpace again instead of trusting its earlier reading, and
+/// finishes the job. Every person ends up invited by exactly one answered request, and a
+/// third run sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_midway_beside_another_leaves_each_person_invited_once() {
+    let (s, fresh) = backfill(300).await;
+    // Small batches and slow answers: the first run is still inviting when the second
+    // has read the portal.
+    s.write_config(&format!(
+        "[asana]\nrequests_per_minute = 100000\n\n[sync]\ninvite_batch = 5\n\n{}",
+        rules(&[(&s.ids.project, Some(&s.ids.room))])
+    ));
+    s.docspace.set_latency(Duration::from_millis(100));
+    let mut first = s.configured(&["--json", "sync"]).spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s.invite_posts().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first sync never invited"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The second run reads the portal's people while the first is still inviting, so
+    // what it read is stale by the time it may act.
+    let seen = s.docspace_requests().len();
+    let second = s.configured(&["--json", "sync"]).spawn();
+    while !s.docspace_requests()[seen..]
+        .iter()
+        .any(|r| r.path.ends_with("/people/filter") && r.status == 200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second sync never read the portal"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    first.start_kill().expect("SIGKILL the first sync");
+    let killed = first.output().await;
+    assert_eq!(
+        killed.code, None,
+        "the first sync should have been killed: {killed}"
+    );
+    let done_before_kill = s.invitations_sent().len();
+    assert!(
+        done_before_kill < fresh.len(),
+        "the kill should land midway ({done_before_kill} of {} invited)",
+        fresh.len()
+    );
+    second.output().await.expect_code(0);
+
+    let answered: Vec<String> = s
+        .invite_posts()
+        .iter()
+        .filter(|r| r.status == 200)
+        .flat_map(|r| {
+            r.body
+                .as_ref()
+                .and_then(|b| b["invitations"].as_array().cloned())
+                .unwrap_or_default()
+        })
+        .filter_map(|i| i["email"].as_str().map(str::to_string))
+        .collect();
+    let answered = counts(&answered);
+    assert!(
+        answered.values().all(|n| *n == 1),
+        "answered twice: {answered:?}"
+    );
+    let sent = counts(&s.invitations_sent());
+    assert_eq!(sent.len(), fresh.len(), "every new person invited");
+    assert!(
+        sent.values().all(|n| *n == 1),
+        "invitation e-mails: {sent:?}"
+    );
+    assert!(invited_rows(&s).await.values().all(|n| *n == 1));
+
+    let posts = s.invite_posts().len();
+    s.configured(&["--json", "sync"]).run().await.expect_code(0);
+    assert_eq!(
+        s.invite_posts().len(),
+        posts,
+        "a third run sent invitations"
+    );
+}
