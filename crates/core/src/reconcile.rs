@@ -1312,7 +1312,11 @@ async fn previous_assignee(
     Ok(rows
         .into_iter()
         .rev()
-        .filter(|r| matches!(r.target, Target::Portal | Target::Room(_)))
+        // Rows about giving access only: a removal's own rows name the person it removes.
+        .filter(|r| {
+            matches!(r.target, Target::Portal | Target::Room(_))
+                && r.action != crate::domain::Action::Revoke
+        })
         .find_map(|r| r.email.map(|e| (e, r.assignee_gid))))
 }
 
@@ -1431,13 +1435,7 @@ async fn revoke_rooms(
         let mut cancel = Vec::new();
         let mut room_due = 0;
         for g in &grants {
-            let line = |outcome, reason: String| {
-                let mut l = RevocationLine::new(room, Some(&g.email), outcome, reason);
-                l.task = g.task_gid.clone();
-                l.person_id = Some(g.person_id.clone());
-                l.assignee = g.assignee_gid.clone();
-                l
-            };
+            let line = |outcome, reason: String| RevocationLine::for_grant(g, outcome, reason);
             if is_assigned(w, &g.email, g.assignee_gid.as_deref()) {
                 if let Some(p) = pending.get(&g.email) {
                     if dry_run {
@@ -1597,11 +1595,7 @@ async fn revoke_rooms(
                     d.why
                 )),
             };
-            let mut l = RevocationLine::new(&g.room, Some(&g.email), outcome, reason);
-            l.task = g.task_gid.clone();
-            l.person_id = Some(g.person_id.clone());
-            l.assignee = g.assignee_gid.clone();
-            lines.push(l);
+            lines.push(RevocationLine::for_grant(g, outcome, reason));
         }
         let rows: Vec<_> = lines.iter().map(|l| cx.ledger.revocation(l)).collect();
         cx.ledger.write(store, &rows).await?;
@@ -1629,15 +1623,32 @@ async fn remove_due(cx: &Ctx<'_>, due: Vec<DueRemoval>) -> Result<Vec<Revocation
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let granted: BTreeSet<String> = store
-        .claim_keys(&keys, &guard.holder, ClaimEpoch::default(), CLAIM_LEASE)
-        .await?
-        .into_iter()
-        .map(|g| g.key)
-        .collect();
-    let granted_keys: Vec<String> = granted.iter().cloned().collect();
-    guard.hold(&granted_keys);
     let work = async {
+        // Claim everyone, waiting (as `settle_people` does) for people another run holds —
+        // a run killed midway holds its people until their lease runs out.
+        let mut granted: BTreeSet<String> = BTreeSet::new();
+        let deadline = Instant::now() + cx.opts.settings.claim_wait;
+        let mut wait = Duration::from_millis(20);
+        loop {
+            let want: Vec<String> = keys
+                .iter()
+                .filter(|k| !granted.contains(*k))
+                .cloned()
+                .collect();
+            let got: Vec<String> = store
+                .claim_keys(&want, &guard.holder, ClaimEpoch::default(), CLAIM_LEASE)
+                .await?
+                .into_iter()
+                .map(|g| g.key)
+                .collect();
+            guard.hold(&got);
+            granted.extend(got);
+            if granted.len() == keys.len() || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(500));
+        }
         let mut lines = Vec::new();
         let mut by_room: BTreeMap<RoomId, Vec<DueRemoval>> = BTreeMap::new();
         for d in due {
@@ -1646,12 +1657,7 @@ async fn remove_due(cx: &Ctx<'_>, due: Vec<DueRemoval>) -> Result<Vec<Revocation
         for (room, items) in by_room {
             let mut room_lines = Vec::new();
             let line = |d: &DueRemoval, outcome, reason: String| {
-                let g = &d.grant;
-                let mut l = RevocationLine::new(&room, Some(&g.email), outcome, reason);
-                l.task = g.task_gid.clone();
-                l.person_id = Some(g.person_id.clone());
-                l.assignee = g.assignee_gid.clone();
-                l
+                RevocationLine::for_grant(&d.grant, outcome, reason)
             };
             let pending: BTreeSet<String> = store
                 .pending_removals(&room)
@@ -1759,7 +1765,8 @@ async fn remove_due(cx: &Ctx<'_>, due: Vec<DueRemoval>) -> Result<Vec<Revocation
         Ok::<_, CoreError>(lines)
     };
     let out = with_heartbeat(store.as_ref(), &guard.holder, work).await;
-    guard.release(&granted_keys).await?;
+    let held = std::mem::take(&mut *guard.held.lock().unwrap_or_else(|e| e.into_inner()));
+    store.release_claims(&held, &guard.holder).await?;
     out
 }
 
@@ -1823,11 +1830,8 @@ async fn after_task(
             .await?;
         let grace = rev.rooms[room].grace;
         let due = p.since + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
-        let mut l =
-            RevocationLine::new(room, Some(&email), Recorded::PendingRemoval, p.why).due(due);
+        let mut l = RevocationLine::for_grant(g, Recorded::PendingRemoval, p.why).due(due);
         l.task = Some(task.to_string());
-        l.person_id = Some(g.person_id.clone());
-        l.assignee = g.assignee_gid.clone();
         cx.ledger.write(store, &[cx.ledger.revocation(&l)]).await?;
         out.lines.push(l);
         out.checks.push(RemovalCheck {

@@ -234,6 +234,15 @@ impl RevocationLine {
         }
     }
 
+    /// A line about a grant this tool recorded: its person, task and ids.
+    pub fn for_grant(g: &crate::record::RoomGrant, outcome: Recorded, reason: String) -> Self {
+        let mut l = RevocationLine::new(&g.room, Some(&g.email), outcome, reason);
+        l.task = g.task_gid.clone();
+        l.person_id = Some(g.person_id.clone());
+        l.assignee = g.assignee_gid.clone();
+        l
+    }
+
     /// Sets the due time.
     pub fn due(mut self, at: DateTime<Utc>) -> Self {
         self.due_at = Some(at.to_rfc3339_opts(SecondsFormat::Secs, true));

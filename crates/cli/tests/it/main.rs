@@ -10,6 +10,7 @@ mod invite;
 mod operators;
 mod overlap;
 mod retries;
+mod revoke;
 mod secrets;
 #[cfg(unix)]
 mod serve_sigkill;

@@ -55,22 +55,31 @@ pub async fn remove(
     loop {
         match docspace.remove_from_room(room.as_str(), &pending).await {
             Ok(answer) => {
-                let listed: BTreeSet<String> = answer
-                    .members
+                let listed = still_listed(&answer);
+                let kept: Vec<String> = pending
                     .iter()
-                    .filter(|m| m.access_raw != Some(0))
-                    .filter_map(|m| m.user_id.as_deref().map(str::to_ascii_lowercase))
+                    .filter(|id| listed.contains(*id))
+                    .cloned()
                     .collect();
-                for id in pending {
-                    if listed.contains(&id) {
-                        let why = if answer.form_role_blocking {
-                            "DocSpace refused the removal: the person holds a form role in this room (FormRoleBlockingDeletion); this tool never forces it — remove the form role or the member by hand".to_string()
+                for id in pending.iter().filter(|id| !listed.contains(*id)) {
+                    out.removed.insert(id.clone());
+                }
+                if answer.form_role_blocking && kept.len() > 1 {
+                    // One answer flag for the whole batch: ask again one by one (none of
+                    // them was removed) to say which of them holds the form role.
+                    for id in kept {
+                        let single = docspace
+                            .remove_from_room(room.as_str(), std::slice::from_ref(&id))
+                            .await?;
+                        if still_listed(&single).contains(&id) {
+                            out.refused.insert(id, refusal(single.form_role_blocking));
                         } else {
-                            "DocSpace kept the person in the room without an error (it drops subjects the API key may not see): check the key's user can see this person".to_string()
-                        };
-                        out.refused.insert(id, why);
-                    } else {
-                        out.removed.insert(id);
+                            out.removed.insert(id);
+                        }
+                    }
+                } else {
+                    for id in kept {
+                        out.refused.insert(id, refusal(answer.form_role_blocking));
                     }
                 }
                 return Ok(out);
@@ -90,5 +99,23 @@ pub async fn remove(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// The requested people the answer still lists (a removed member is not listed).
+fn still_listed(answer: &docspace_api::ShareResult) -> BTreeSet<String> {
+    answer
+        .members
+        .iter()
+        .filter(|m| m.access_raw != Some(0))
+        .filter_map(|m| m.user_id.as_deref().map(str::to_ascii_lowercase))
+        .collect()
+}
+
+fn refusal(form_role: bool) -> String {
+    if form_role {
+        "DocSpace refused the removal: the person holds a form role in this room (FormRoleBlockingDeletion); this tool never forces it — remove the form role or the member by hand".to_string()
+    } else {
+        "DocSpace kept the person in the room without an error (it drops subjects the API key may not see): check that the key's user can see this person".to_string()
     }
 }

@@ -10,6 +10,7 @@ mod health_metrics;
 mod overlap;
 mod queue;
 mod reassign;
+mod revoke;
 mod signature;
 mod support;
 mod watch;

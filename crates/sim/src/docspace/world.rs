@@ -309,7 +309,7 @@ impl DocSpaceWorld {
     pub fn removal_requests(&self) -> Vec<(String, String)> {
         self.share_log
             .iter()
-            .filter(|r| r.access_sent == Value::from(0))
+            .filter(|r| r.access_sent == 0)
             .map(|r| (r.room.clone(), r.subject.clone()))
             .collect()
     }

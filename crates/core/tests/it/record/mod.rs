@@ -6,5 +6,6 @@ mod indexes;
 mod ledger;
 mod open;
 mod queue;
+mod revocations;
 mod sync_marks;
 mod webhooks;

@@ -1,0 +1,138 @@
+//! The webhook path of `on_unassign = "revoke"`: an assignee change away from a person
+//! schedules a removal check after the grace; a reassignment back within the grace cancels
+//! that person's removal; the check, when due, removes the person no task assigns any more
+//! — once.
+
+use std::time::Duration;
+
+use bridge_core::config::{OnUnassign, Revocation, RoomTarget, DEFAULT_MAX_REVOCATIONS};
+use bridge_core::domain::RoomId;
+use bridge_sim::{DocSpaceWorld, PersonState, SimUserType};
+use docspace_api::Access;
+
+use crate::support::{eventually, Options, TestApp};
+
+/// Long enough for the cancelling reassignment to be worked well inside it on a loaded
+/// machine; the test waits for it once.
+const GRACE: Duration = Duration::from_secs(8);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_schedule_cancel_and_carry_out_a_removal() {
+    let mut docspace = DocSpaceWorld::new();
+    let room = docspace.add_room("Launch docs", 5);
+    let (_, world_ids) = crate::support::world();
+    for e in &world_ids.emails[..2] {
+        docspace.add_person(e, SimUserType::User, PersonState::Active);
+    }
+    let room_id = RoomId::parse(&room).unwrap();
+    let target = room_id.clone();
+    let app = TestApp::start_with(Options {
+        docspace_world: Some(docspace),
+        tweak: Some(Box::new(move |c| {
+            c.rules[0].room = Some(RoomTarget {
+                room: target,
+                access: Access::Editing,
+            });
+            c.rules[0].on_unassign = OnUnassign::Revoke;
+            c.rules[0].revoke_after = GRACE;
+            c.revocation = Revocation::from_rules(&c.rules, DEFAULT_MAX_REVOCATIONS);
+        })),
+        ..Options::default()
+    })
+    .await;
+    app.create_webhook().await;
+    let ids = app.ids.clone();
+    let task = ids.tasks[0].clone();
+    let person = |i: usize| {
+        app.docspace
+            .world(|w| w.person_by_email(&ids.emails[i]).map(|p| p.id.clone()))
+            .unwrap()
+    };
+    let (p0, p1) = (person(0), person(1));
+    let member = |id: &str| {
+        let id = id.to_string();
+        let room = room.clone();
+        app.docspace
+            .world(move |w| w.room(&room).and_then(|r| r.members.get(&id).copied()))
+    };
+    let store = app.svc.store.clone();
+    let pending = |store: std::sync::Arc<dyn bridge_core::record::Store>, room: RoomId| async move {
+        store
+            .pending_removals(&room)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.email)
+            .collect::<Vec<_>>()
+    };
+
+    // Person 0 is assigned and shared.
+    app.asana
+        .world(|w| w.assign_task(&task, Some(&ids.users[0])))
+        .unwrap();
+    app.settle().await;
+    assert_eq!(member(&p0), Some(10));
+
+    // 0 → 1: person 0's removal is pending, and a removal check is queued for later.
+    app.asana
+        .world(|w| w.assign_task(&task, Some(&ids.users[1])))
+        .unwrap();
+    app.asana.flush_deliveries().await;
+    eventually(
+        "the pending removal of person 0",
+        Duration::from_secs(20),
+        || {
+            let (store, room) = (store.clone(), room_id.clone());
+            let want = ids.emails[0].clone();
+            async move { pending(store, room).await == vec![want] }
+        },
+    )
+    .await;
+    assert_eq!(member(&p1), Some(10));
+    assert_eq!(member(&p0), Some(10), "not before the grace");
+    let depth = store.queue_depth().await.unwrap();
+    assert!(depth.queued >= 1, "a removal check is scheduled: {depth:?}");
+
+    // 1 → 0 within the grace: person 0's removal is cancelled; person 1's is now pending.
+    app.asana
+        .world(|w| w.assign_task(&task, Some(&ids.users[0])))
+        .unwrap();
+    app.asana.flush_deliveries().await;
+    eventually(
+        "person 0 cancelled, person 1 pending",
+        Duration::from_secs(20),
+        || {
+            let (store, room) = (store.clone(), room_id.clone());
+            let want = ids.emails[1].clone();
+            async move { pending(store, room).await == vec![want] }
+        },
+    )
+    .await;
+    let rows = app.history_for_task(&task).await;
+    assert!(
+        rows.iter().any(|r| r.outcome == "removal_cancelled"
+            && r.email.as_deref() == Some(ids.emails[0].as_str())),
+        "{rows:#?}"
+    );
+
+    // The checks come due: person 1 (no task any more) is removed, once; person 0 stays.
+    eventually("person 1's removal", GRACE * 4, || {
+        let p1 = p1.clone();
+        let room = room.clone();
+        let ds = &app.docspace;
+        let gone = ds.world(move |w| w.room(&room).is_some_and(|r| !r.members.contains_key(&p1)));
+        async move { gone }
+    })
+    .await;
+    app.settle().await;
+    assert_eq!(member(&p0), Some(10));
+    let removals = app.docspace.world(|w| w.removal_requests());
+    assert_eq!(
+        removals,
+        vec![(room.clone(), p1.clone())],
+        "once, and only person 1"
+    );
+    assert!(pending(store.clone(), room_id.clone()).await.is_empty());
+    let done = store.queue_depth().await.unwrap();
+    assert_eq!((done.queued, done.dead), (0, 0), "{done:?}");
+}
