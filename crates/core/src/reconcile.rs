@@ -1480,6 +1480,7 @@ async fn revoke_rooms(
                     out.checks.push(RemovalCheck {
                         room: room.clone(),
                         due,
+                        pending: format!("{}:{}", g.email, since.timestamp_millis()),
                     });
                     continue;
                 }
@@ -1510,6 +1511,7 @@ async fn revoke_rooms(
                     out.checks.push(RemovalCheck {
                         room: room.clone(),
                         due,
+                        pending: format!("{}:{}", g.email, since.timestamp_millis()),
                     });
                     out.lines.push(l);
                 }
@@ -1837,6 +1839,7 @@ async fn after_task(
         out.checks.push(RemovalCheck {
             room: room.clone(),
             due,
+            pending: format!("{}:{}", p.email, p.since.timestamp_millis()),
         });
     }
     Ok(out)

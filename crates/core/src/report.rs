@@ -272,8 +272,12 @@ pub struct SkippedRoom {
 pub struct RemovalCheck {
     /// The room.
     pub room: RoomId,
-    /// When the earliest pending removal there is due.
+    /// When the pending removal is due.
     pub due: DateTime<Utc>,
+    /// Which pending removal (`email:since`, in milliseconds): one check per pending
+    /// removal, however many runs ask for it (the job's dedupe key), and a new one when it
+    /// is noted again after a cancellation.
+    pub pending: String,
 }
 
 /// Everything one reconcile did.

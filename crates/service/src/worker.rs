@@ -411,9 +411,10 @@ impl Workers {
         }
     }
 
-    /// The removal checks the reconcile asked for: one `room` job per room and due second
-    /// (the dedupe key), due when the grace of a pending removal ends. A check that runs
-    /// early, or finds more removals pending, asks for the next one itself.
+    /// The removal checks the reconcile asked for: one `room` job per pending removal (the
+    /// dedupe key names the room, the person and when the removal was noted), due when its
+    /// grace ends. A check that finds other removals still in their grace asks for theirs,
+    /// which are the same jobs.
     async fn schedule_checks(&self, report: &Report, opts: &Options) -> Result<(), StoreError> {
         for c in &report.checks {
             let Some(rule) = self
@@ -429,7 +430,7 @@ impl Workers {
                 kind: JobKind::Room,
                 resource_gid: c.room.to_string(),
                 project_gid: Some(rule.project.to_string()),
-                dedupe_key: format!("revoke-check:{}:{}", c.room, c.due.timestamp()),
+                dedupe_key: format!("revoke-check:{}:{}", c.room, c.pending),
                 payload: JobPayload {
                     source: opts.source,
                     event: Some("revoke-check".into()),

@@ -16,12 +16,14 @@ use crate::support::{eventually, Options, TestApp};
 /// machine; the test waits for it once.
 const GRACE: Duration = Duration::from_secs(8);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_schedule_cancel_and_carry_out_a_removal() {
+/// The test service with its project's rule naming a fresh room under
+/// `on_unassign = "revoke"` and this grace; the first people of the test world are active
+/// DocSpace users. Returns the app and the room.
+async fn start(grace: Duration) -> (TestApp, String, RoomId) {
     let mut docspace = DocSpaceWorld::new();
     let room = docspace.add_room("Launch docs", 5);
     let (_, world_ids) = crate::support::world();
-    for e in &world_ids.emails[..2] {
+    for e in &world_ids.emails[..3] {
         docspace.add_person(e, SimUserType::User, PersonState::Active);
     }
     let room_id = RoomId::parse(&room).unwrap();
@@ -34,12 +36,18 @@ async fn webhooks_schedule_cancel_and_carry_out_a_removal() {
                 access: Access::Editing,
             });
             c.rules[0].on_unassign = OnUnassign::Revoke;
-            c.rules[0].revoke_after = GRACE;
+            c.rules[0].revoke_after = grace;
             c.revocation = Revocation::from_rules(&c.rules, DEFAULT_MAX_REVOCATIONS);
         })),
         ..Options::default()
     })
     .await;
+    (app, room, room_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_schedule_cancel_and_carry_out_a_removal() {
+    let (app, room, room_id) = start(GRACE).await;
     app.create_webhook().await;
     let ids = app.ids.clone();
     let task = ids.tasks[0].clone();
@@ -135,4 +143,62 @@ async fn webhooks_schedule_cancel_and_carry_out_a_removal() {
     assert!(pending(store.clone(), room_id.clone()).await.is_empty());
     let done = store.queue_depth().await.unwrap();
     assert_eq!((done.queued, done.dead), (0, 0), "{done:?}");
+}
+
+/// A task completed under a rule without `include_completed`, and a task deleted (Asana's
+/// `deleted` event): each one's assignee had no other task, so with a grace of "0s" the
+/// check runs at once and removes them; the task's other people are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_or_deleted_task_removes_its_assignee_after_the_grace() {
+    let (app, room, _) = start(Duration::ZERO).await;
+    let hook = app.create_webhook().await;
+    let ids = app.ids.clone();
+    let member = |i: usize| {
+        let email = ids.emails[i].clone();
+        let room = room.clone();
+        app.docspace.world(move |w| {
+            let id = w.person_by_email(&email).unwrap().id.clone();
+            w.room(&room).and_then(|r| r.members.get(&id).copied())
+        })
+    };
+    for i in 0..3 {
+        app.asana
+            .world(|w| w.assign_task(&ids.tasks[i], Some(&ids.users[i])))
+            .unwrap();
+    }
+    app.settle().await;
+    assert_eq!(
+        (member(0), member(1), member(2)),
+        (Some(10), Some(10), Some(10))
+    );
+
+    app.asana.world(|w| w.complete_task(&ids.tasks[0])).unwrap();
+    app.settle().await;
+    assert_eq!(member(0), None, "completed: removed");
+
+    // Deleted in Asana (the sim has no helper: the row goes), and Asana's event for it.
+    let gone = ids.tasks[1].clone();
+    app.asana.world(move |w| w.tasks.remove(&gone));
+    let body = serde_json::to_vec(&serde_json::json!({"events": [{
+        "user": {"gid": "1", "resource_type": "user"},
+        "resource": {"gid": ids.tasks[1], "resource_type": "task"},
+        "action": "deleted",
+        "parent": null,
+        "created_at": chrono::Utc::now().to_rfc3339(),
+    }]}))
+    .unwrap();
+    let secret = app.secret(&hook.id).await;
+    let signature = crate::support::sign(&secret, &body);
+    let r = app.post_delivery(&hook.id, body, Some(&signature)).await;
+    assert_eq!(r.status(), 200);
+    app.settle().await;
+    assert_eq!(member(1), None, "deleted: removed");
+    assert_eq!(member(2), Some(10), "still assigned: untouched");
+    let rows = app.history_for_task(&ids.tasks[1]).await;
+    assert!(
+        rows.iter().any(|r| r.outcome == "revoked"
+            && r.detail.as_deref().is_some_and(|d| d.contains("deleted"))),
+        "{rows:#?}"
+    );
+    assert_eq!(app.docspace.world(|w| w.removals()).len(), 2);
 }
