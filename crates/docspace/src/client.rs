@@ -290,18 +290,14 @@ impl Client {
             invitations: &'a [RoomShare],
             notify: bool,
         }
-        let (result, _) = self
-            .send(
-                Method::PUT,
-                &path,
-                &[],
-                Some(&Body {
-                    invitations: shares,
-                    notify,
-                }),
-            )
-            .await?;
-        Ok(result)
+        self.put_share(
+            &path,
+            &Body {
+                invitations: shares,
+                notify,
+            },
+        )
+        .await
     }
 
     /// Removes people from a room: the same `PUT /api/2.0/files/rooms/{id}/share` with
@@ -342,18 +338,20 @@ impl Client {
             // FileShare.None: the one level that removes. Written here only, as an integer.
             invitations.push(Removal { id, access: 0 });
         }
-        let (result, _) = self
-            .send(
-                Method::PUT,
-                &path,
-                &[],
-                Some(&Body {
-                    invitations,
-                    notify: false,
-                    force: false,
-                }),
-            )
-            .await?;
+        self.put_share(
+            &path,
+            &Body {
+                invitations,
+                notify: false,
+                force: false,
+            },
+        )
+        .await
+    }
+
+    /// `PUT …/rooms/{id}/share` with a body: shares and removals alike.
+    async fn put_share<B: Serialize>(&self, path: &str, body: &B) -> Result<ShareResult, Error> {
+        let (result, _) = self.send(Method::PUT, path, &[], Some(body)).await?;
         Ok(result)
     }
 

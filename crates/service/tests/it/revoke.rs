@@ -73,6 +73,23 @@ async fn webhooks_schedule_cancel_and_carry_out_a_removal() {
             .map(|p| p.email)
             .collect::<Vec<_>>()
     };
+    // Reassigns the task to person `to` and waits until exactly person `left` is pending.
+    let reassign = |to: usize, left: usize| {
+        let (store, room, ids, task) = (store.clone(), room_id.clone(), ids.clone(), task.clone());
+        let asana = &app.asana;
+        async move {
+            asana
+                .world(|w| w.assign_task(&task, Some(&ids.users[to])))
+                .unwrap();
+            asana.flush_deliveries().await;
+            eventually("the pending removal", Duration::from_secs(20), || {
+                let (store, room) = (store.clone(), room.clone());
+                let want = ids.emails[left].clone();
+                async move { pending(store, room).await == vec![want] }
+            })
+            .await;
+        }
+    };
 
     // Person 0 is assigned and shared.
     app.asana
@@ -82,40 +99,14 @@ async fn webhooks_schedule_cancel_and_carry_out_a_removal() {
     assert_eq!(member(&p0), Some(10));
 
     // 0 → 1: person 0's removal is pending, and a removal check is queued for later.
-    app.asana
-        .world(|w| w.assign_task(&task, Some(&ids.users[1])))
-        .unwrap();
-    app.asana.flush_deliveries().await;
-    eventually(
-        "the pending removal of person 0",
-        Duration::from_secs(20),
-        || {
-            let (store, room) = (store.clone(), room_id.clone());
-            let want = ids.emails[0].clone();
-            async move { pending(store, room).await == vec![want] }
-        },
-    )
-    .await;
+    reassign(1, 0).await;
     assert_eq!(member(&p1), Some(10));
     assert_eq!(member(&p0), Some(10), "not before the grace");
     let depth = store.queue_depth().await.unwrap();
     assert!(depth.queued >= 1, "a removal check is scheduled: {depth:?}");
 
     // 1 → 0 within the grace: person 0's removal is cancelled; person 1's is now pending.
-    app.asana
-        .world(|w| w.assign_task(&task, Some(&ids.users[0])))
-        .unwrap();
-    app.asana.flush_deliveries().await;
-    eventually(
-        "person 0 cancelled, person 1 pending",
-        Duration::from_secs(20),
-        || {
-            let (store, room) = (store.clone(), room_id.clone());
-            let want = ids.emails[1].clone();
-            async move { pending(store, room).await == vec![want] }
-        },
-    )
-    .await;
+    reassign(0, 1).await;
     let rows = app.history_for_task(&task).await;
     assert!(
         rows.iter().any(|r| r.outcome == "removal_cancelled"
