@@ -32,6 +32,8 @@ pub struct Metrics {
     pub deliveries_rejected: Family<Label1, Counter>,
     /// Events found in accepted deliveries and Events API pages, by `source`.
     pub events_received: Family<Label1, Counter>,
+    /// Events of signed deliveries that did not have Asana's shape and were skipped.
+    pub events_malformed: Counter,
     /// Jobs offered to the queue, by `result` (`new`, `duplicate`).
     pub jobs_enqueued: Family<Label1, Counter>,
     /// Jobs per state, read from the database at scrape time.
@@ -80,6 +82,7 @@ impl Metrics {
             deliveries_rejected: Family::default(),
             last_hour: Default::default(),
             events_received: Family::default(),
+            events_malformed: Counter::default(),
             jobs_enqueued: Family::default(),
             queue_depth: Family::default(),
             actions: Family::default(),
@@ -111,6 +114,11 @@ impl Metrics {
             "events_received",
             "Asana events received, by source",
             m.events_received.clone(),
+        );
+        registry.register(
+            "events_malformed",
+            "Events of signed deliveries skipped because they do not have Asana's shape",
+            m.events_malformed.clone(),
         );
         registry.register(
             "jobs_enqueued",
