@@ -178,8 +178,8 @@ async fn prepare_registrations(
                 "[[serve.webhooks]] id {id:?}: use 1-64 letters, digits, '-' or '_'"
             )));
         }
-        let reg = match svc.store.webhook(id).await? {
-            Some(reg) => reg,
+        let has_secret = match svc.store.webhook(id).await? {
+            Some(reg) => reg.secret.is_some(),
             None => {
                 svc.store
                     .expect_webhook(
@@ -188,12 +188,10 @@ async fn prepare_registrations(
                         &format!("(configured){}{id}", manage::WEBHOOK_PATH),
                     )
                     .await?;
-                svc.store.webhook(id).await?.ok_or_else(|| {
-                    ServiceError::Config(format!("[[serve.webhooks]] id {id:?} vanished"))
-                })?
+                false
             }
         };
-        if reg.secret.is_none() {
+        if !has_secret {
             match hook.handshake_until {
                 Some(until) if until > Utc::now() => {
                     tracing::info!(webhook = %id, until = %until.to_rfc3339(), "hand-listed webhook: its handshake is accepted until then")
