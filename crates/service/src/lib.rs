@@ -246,7 +246,14 @@ pub async fn serve(
         max_connections: engine.cfg.max_connections,
         grace: engine.cfg.shutdown_grace,
     };
-    let served = server::run(listener, router, limits, shutdown.clone()).await;
+    let served = server::run(
+        listener,
+        router,
+        limits,
+        engine.metrics.connections_open.clone(),
+        shutdown.clone(),
+    )
+    .await;
     // A failed server still ends the workers cleanly.
     shutdown.cancel();
     engine.finish().await;

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub jobs_enqueued: Family<Label1, Counter>,
     /// Jobs per state, read from the database at scrape time.
     pub queue_depth: Family<Label1, Gauge>,
+    /// HTTP connections open now (at most `max_connections`).
+    pub connections_open: Gauge,
     /// Reconcile outcomes, by `target` (`portal`, `room`, `project`) and `outcome`.
     pub actions: Family<Label2, Counter>,
     /// How job attempts ended, by `result` (`done`, `retry`, `dead`, `released`).
@@ -85,6 +87,7 @@ impl Metrics {
             events_malformed: Counter::default(),
             jobs_enqueued: Family::default(),
             queue_depth: Family::default(),
+            connections_open: Gauge::default(),
             actions: Family::default(),
             jobs_finished: Family::default(),
             api_requests: Family::default(),
@@ -129,6 +132,11 @@ impl Metrics {
             "queue_depth",
             "Jobs in the queue, by state",
             m.queue_depth.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "HTTP connections open now",
+            m.connections_open.clone(),
         );
         registry.register(
             "actions",

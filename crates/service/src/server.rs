@@ -19,6 +19,10 @@
 //!   descriptor (running out of them fails the database and the API clients too);
 //! - **shutdown**: stop accepting, ask every connection to finish the request in flight
 //!   and close, and after `grace` drop whatever is left.
+//!
+//! hyper has no idle timeout for HTTP/1 server connections, and no crate caps accepted
+//! connections; hyper-util's `GracefulShutdown` would own each connection, which the idle
+//! watchdog needs too, so one `select!` per connection does both.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +31,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -47,10 +52,12 @@ pub struct Limits {
 }
 
 /// Serves `router` on `listener` until `shutdown` fires, then for at most `limits.grace`.
+/// `open` counts the connections being served (the `connections_open` gauge).
 pub async fn run(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    open: Gauge,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -91,7 +98,7 @@ pub async fn run(
             router.clone(),
             limits.keep_alive_timeout,
             shutdown.clone(),
-            permit,
+            Slot::take(permit, open.clone()),
         ));
     }
     drop(listener);
@@ -128,7 +135,7 @@ async fn connection(
     router: Router,
     keep_alive: Duration,
     shutdown: CancellationToken,
-    _permit: OwnedSemaphorePermit,
+    _slot: Slot,
 ) {
     let activity = Arc::new(Activity::default());
     let service = {
@@ -164,6 +171,29 @@ async fn connection(
                 conn.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// One connection's place under the cap, given back (and counted out of the gauge) when
+/// the connection ends or is aborted.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    open: Gauge,
+}
+
+impl Slot {
+    fn take(permit: OwnedSemaphorePermit, open: Gauge) -> Slot {
+        open.inc();
+        Slot {
+            _permit: permit,
+            open,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.dec();
     }
 }
 

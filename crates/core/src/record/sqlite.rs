@@ -15,7 +15,7 @@
 //! transaction back by itself after `SQLITE_FULL` or an I/O error, the `ROLLBACK` sqlx then
 //! sends fails ("no transaction is active"), and sqlx would go on counting the transaction
 //! as open and refuse every later `BEGIN` on that connection ("attempted to call begin_with
-//! at non-zero transaction depth") until a restart. [`discard_unsettled`] closes such a
+//! at non-zero transaction depth") until a restart. `discard_unsettled` closes such a
 //! connection when it goes back to the pool, and the pool opens a fresh one.
 
 use std::{

@@ -382,7 +382,7 @@ async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
 #[tokio::test]
 async fn slow_and_silent_clients_do_not_starve_healthz_and_are_closed_after_the_timeout() {
     let app = tweaked(|c| {
-        c.header_read_timeout = Duration::from_secs(3);
+        c.header_read_timeout = Duration::from_secs(5);
     })
     .await;
     let (id, secret) = app.assigned_then_webhook(1).await;
@@ -399,6 +399,13 @@ async fn slow_and_silent_clients_do_not_starve_healthz_and_are_closed_after_the_
     }
     let (status, health) = app.healthz().await;
     assert_eq!(status, 200, "{health}");
+    let m = app.metrics().await;
+    let open: i64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("asana_docspace_connections_open "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no connections_open gauge: {m}"));
+    assert!(open > 300, "{open} connections open, 300 of them slow");
     let body = assignee_delivery(&app.ids.tasks[0], &app.ids.users[0], AT);
     assert_eq!(app.deliver(&id, &secret, &body).await, 200);
     eventually("the invitation", Duration::from_secs(10), || async {
