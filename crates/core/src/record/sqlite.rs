@@ -125,7 +125,8 @@ impl SqliteStore {
     /// A private in-memory database (one connection, kept open while the store lives).
     pub async fn open_in_memory() -> Result<Self> {
         let opts = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
-        let pool = discard_unsettled(SqlitePoolOptions::new())
+        // Not `discard_unsettled`: closing the one connection would drop the database.
+        let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
@@ -926,5 +927,43 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::JobKind;
+
+    fn job(key: &str) -> NewJob {
+        NewJob {
+            kind: JobKind::Task,
+            resource_gid: "1201".into(),
+            project_gid: Some("99".into()),
+            dedupe_key: key.into(),
+            payload: JobPayload::from_source(Source::Webhook),
+        }
+    }
+
+    /// The state a full disk leaves: SQLite ended the transaction on its own, so the
+    /// `ROLLBACK` of the dropped sqlx transaction fails and sqlx still counts it as open.
+    /// Here SQLite is made to end it with a `ROLLBACK` of its own, which is the same state
+    /// without needing a disk that fills up (the fault suite does that too).
+    #[tokio::test]
+    async fn a_write_connection_left_inside_a_transaction_does_not_refuse_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("state.db"))
+            .await
+            .unwrap();
+        {
+            let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await.unwrap();
+            sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+            assert!(tx.is_in_transaction(), "sqlx does not know");
+        }
+        for key in ["a", "b"] {
+            assert_eq!(store.enqueue(&[job(key)]).await.unwrap(), vec![true]);
+        }
+        assert_eq!(store.queue_depth().await.unwrap().queued, 2);
+        store.probe_write().await.unwrap();
     }
 }
