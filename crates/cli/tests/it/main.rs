@@ -12,6 +12,8 @@ mod overlap;
 mod retries;
 mod secrets;
 #[cfg(unix)]
+mod serve_faults;
+#[cfg(unix)]
 mod serve_sigkill;
 mod sync;
 mod sync_flow;
