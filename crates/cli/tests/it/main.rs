@@ -13,6 +13,8 @@ mod retries;
 mod revoke;
 mod secrets;
 #[cfg(unix)]
+mod serve_faults;
+#[cfg(unix)]
 mod serve_sigkill;
 mod sync;
 mod sync_flow;
