@@ -236,6 +236,9 @@ struct Ctx<'a> {
     ledger: Ledger,
     /// Revocation lines written while acting for people (cancelled pending removals).
     revocations: Mutex<Vec<RevocationLine>>,
+    /// For a projects scope with revocable rooms: the tasks their grants name, whose
+    /// assignee now the why of a removal tells (`None`: keep every task's, one-task scopes).
+    grant_tasks: Option<Arc<HashSet<String>>>,
 }
 
 /// Runs the reconcile for `scope`. `Err` only for problems that stop it before any
@@ -246,7 +249,7 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
     let started_at = Utc::now();
     let a0 = svc.asana.metrics();
     let d0 = svc.docspace.metrics();
-    let cx = Ctx {
+    let mut cx = Ctx {
         svc,
         opts,
         ledger: Ledger {
@@ -254,6 +257,7 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
             source: opts.source,
         },
         revocations: Mutex::new(Vec::new()),
+        grant_tasks: None,
     };
 
     // 1. Rooms first: a bad target stops the run before anything is written, and before
@@ -271,6 +275,29 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
         Scope::Projects(_) if !opts.dry_run => svc.store.claim_epoch().await?,
         _ => ClaimEpoch::default(),
     };
+    // The tasks the grants of the revocable rooms name: the merge keeps who those tasks
+    // assign now (for the why of a removal), not every task's assignee.
+    if let Scope::Projects(rules) = scope {
+        if opts.revocation.is_on() {
+            let mut tasks = HashSet::new();
+            for room in opts.revocation.rooms.keys() {
+                if rules
+                    .iter()
+                    .any(|r| r.room.as_ref().is_some_and(|t| &t.room == room))
+                {
+                    tasks.extend(
+                        svc.store
+                            .room_grants(room)
+                            .await?
+                            .into_iter()
+                            .filter_map(|g| g.task_gid),
+                    );
+                }
+            }
+            cx.grant_tasks = Some(Arc::new(tasks));
+        }
+    }
+    let cx = cx;
     // Who the ledger says this task was for, read before this run writes its own rows: if
     // that changes, the previous person may have lost their last reason for a room.
     let previous = match scope {
@@ -730,6 +757,8 @@ struct Merger {
     /// removal step (nothing is kept for other rooms).
     watched: BTreeSet<RoomId>,
     watch: BTreeMap<RoomId, RoomWatch>,
+    /// Only these tasks' assignees are kept in [`RoomWatch::tasks`] (`None`: all).
+    grant_tasks: Option<Arc<HashSet<String>>>,
 }
 
 impl Merger {
@@ -737,6 +766,7 @@ impl Merger {
     fn watching(cx: &Ctx<'_>) -> Merger {
         Merger {
             watched: cx.opts.revocation.rooms.keys().cloned().collect(),
+            grant_tasks: cx.grant_tasks.clone(),
             ..Merger::default()
         }
     }
@@ -756,7 +786,13 @@ impl Merger {
                     _ => format!("Asana user {}", x.gid),
                 }
             });
-            w.tasks.insert(a.task_gid.clone(), now);
+            if self
+                .grant_tasks
+                .as_ref()
+                .is_none_or(|t| t.contains(&a.task_gid))
+            {
+                w.tasks.insert(a.task_gid.clone(), now);
+            }
         }
         let Some(assignee) = &a.assignee else {
             self.task_line(Line::for_task(&a.task_gid, None, Outcome::NoAssignee));
