@@ -281,7 +281,7 @@ impl Default for ServeConfig {
                 .map(|s| Duration::from_secs(*s))
                 .collect(),
             rate_limit_floor: Duration::from_secs(60),
-            lease: Duration::from_secs(120),
+            lease: Duration::from_secs(30),
             job_timeout: Duration::from_secs(300),
             resync_timeout: Duration::from_secs(3600),
             poll_interval: Duration::from_secs(1),
@@ -396,7 +396,7 @@ mod tests {
     fn serve_section_keys_parse_and_unknown_ones_are_refused() {
         let s = section(
             "listen = \"0.0.0.0:8080\"\nworkers = 2\nmax_attempts = 5\n\
-             retry_schedule_secs = [1, 2]\nlease_secs = 30\nmax_body_bytes = 65536\n\
+             retry_schedule_secs = [1, 2]\nlease_secs = 45\nmax_body_bytes = 65536\n\
              handshake_window_secs = 60\nshutdown_grace_secs = 3\n\
              [[webhooks]]\nid = \"hook-1\"\nproject = \"1201\"\n",
         )
@@ -410,7 +410,7 @@ mod tests {
             cfg.configured_webhooks,
             vec![("hook-1".into(), "1201".into())]
         );
-        assert_eq!(cfg.lease, Duration::from_secs(30));
+        assert_eq!(cfg.lease, Duration::from_secs(45));
         assert!(section("lisen = \"x\"\n").is_err());
         assert!(section("[[webhooks]]\nid = \"a\"\n").is_err());
     }
