@@ -48,7 +48,7 @@ pub use config::Config;
 pub use error::Error;
 pub use gid::Gid;
 pub use models::{
-    Change, ChangeValue, Compact, Event, EventAction, EventsPage, Project, Task, TaskMembership,
-    User, UserRef, Webhook, WebhookDelivery, WebhookFilter,
+    Change, ChangeValue, Compact, Event, EventAction, EventsPage, Lenient, MalformedEvent, Project,
+    Task, TaskMembership, User, UserRef, Webhook, WebhookDelivery, WebhookFilter,
 };
 pub use window::RateWindow;

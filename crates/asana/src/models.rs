@@ -380,6 +380,59 @@ impl WebhookDelivery {
     pub fn from_slice(body: &[u8]) -> Result<WebhookDelivery, crate::Error> {
         crate::client::decode(body)
     }
+
+    /// Decode a delivery body event by event: the body must be a JSON object whose
+    /// `events` (if present) is an array, but an event that does not fit [`Event`] (a
+    /// wrong-typed field, a missing `resource`) is set aside in
+    /// [`Lenient::malformed`] instead of failing the events beside it. A redelivery of
+    /// the same body would fail the same way, so refusing the whole delivery would lose
+    /// the valid events for good.
+    pub fn from_slice_lenient(body: &[u8]) -> Result<Lenient, crate::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(default)]
+            events: Vec<serde_json::Value>,
+        }
+        let raw: Raw = crate::client::decode(body)?;
+        let mut delivery = WebhookDelivery { events: Vec::new() };
+        let mut malformed = Vec::new();
+        for (index, value) in raw.events.into_iter().enumerate() {
+            match serde_path_to_error::deserialize::<_, Event>(value) {
+                Ok(e) => delivery.events.push(e),
+                Err(e) => malformed.push(MalformedEvent {
+                    index,
+                    path: e.path().to_string(),
+                    message: e.into_inner().to_string(),
+                }),
+            }
+        }
+        Ok(Lenient {
+            delivery,
+            malformed,
+        })
+    }
+}
+
+/// A delivery decoded by [`WebhookDelivery::from_slice_lenient`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Lenient {
+    /// The events that decoded, in order.
+    pub delivery: WebhookDelivery,
+    /// The ones that did not.
+    pub malformed: Vec<MalformedEvent>,
+}
+
+/// An event of a delivery that does not have Asana's documented shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MalformedEvent {
+    /// Its position in `events`.
+    pub index: usize,
+    /// The JSON path inside the event that did not fit, e.g. `resource.gid`.
+    pub path: String,
+    /// What was wrong with it (serde's message).
+    pub message: String,
 }
 
 /// One page of `GET /events`.
@@ -399,6 +452,39 @@ pub struct EventsPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lenient_delivery_keeps_the_events_that_decode() {
+        let body = br#"{"events":[
+            {"resource":{"gid":"1","resource_type":"task"},"action":"changed"},
+            {"resource":{"gid":5,"resource_type":"task"},"action":"changed"},
+            {"action":"added"},
+            {"resource":{"gid":"2","resource_type":"task"},"action":"added"}]}"#;
+        let l = WebhookDelivery::from_slice_lenient(body).unwrap();
+        let gids: Vec<_> = l
+            .delivery
+            .events
+            .iter()
+            .map(|e| e.resource.gid.as_str())
+            .collect();
+        assert_eq!(gids, ["1", "2"]);
+        let bad: Vec<_> = l
+            .malformed
+            .iter()
+            .map(|m| (m.index, m.path.as_str()))
+            .collect();
+        assert_eq!(bad, [(1, "resource.gid"), (2, ".")]);
+        // The strict decoder refuses the same body as a whole.
+        assert!(WebhookDelivery::from_slice(body).is_err());
+        // Not an object with an array of events: refused as a whole.
+        assert!(WebhookDelivery::from_slice_lenient(br#"{"events":{}}"#).is_err());
+        assert!(WebhookDelivery::from_slice_lenient(b"[1]").is_err());
+        assert!(WebhookDelivery::from_slice_lenient(b"{}")
+            .unwrap()
+            .delivery
+            .events
+            .is_empty());
+    }
 
     #[test]
     fn event_action_round_trips_and_keeps_unknowns() {

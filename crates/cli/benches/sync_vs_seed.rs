@@ -117,6 +117,9 @@ fn parse_args() -> Opts {
 #[derive(Debug, Default, Clone)]
 struct Measured {
     wall: Duration,
+    /// User + system CPU time of the CLI process (`None`: not measurable for this approach).
+    /// Beside the wall time it tells waiting (latency, the rate limit) from computing.
+    cpu: Option<Duration>,
     asana_calls: usize,
     docspace_calls: usize,
     docspace_by_kind: BTreeMap<String, usize>,
@@ -255,9 +258,10 @@ async fn run(opts: Opts) {
         )
         .await;
         println!(
-            "sync run {}: {:.3} s, Asana {} calls, DocSpace {} calls, peak RSS {:.1} MiB, exit {:?}",
+            "sync run {}: {:.3} s (CPU {:.3} s), Asana {} calls, DocSpace {} calls, peak RSS {:.1} MiB, exit {:?}",
             i + 1,
             m.wall.as_secs_f64(),
+            m.cpu.unwrap_or_default().as_secs_f64(),
             m.asana_calls,
             m.docspace_calls,
             m.peak_rss_kib.unwrap_or(0) as f64 / 1024.0,
@@ -417,10 +421,12 @@ fn launch_measure(args: &[std::ffi::OsString]) -> ! {
     } else {
         -1
     };
+    let cpu_ns = |t: libc::timeval| t.tv_sec as i128 * 1_000_000_000 + t.tv_usec as i128 * 1_000;
+    let cpu = cpu_ns(usage.ru_utime) + cpu_ns(usage.ru_stime);
     // Linux reports ru_maxrss in KiB.
     std::fs::write(
         out,
-        format!("{} {} {code}", usage.ru_maxrss, wall.as_nanos()),
+        format!("{} {} {code} {cpu}", usage.ru_maxrss, wall.as_nanos()),
     )
     .expect("write measurement");
     std::process::exit(code.max(0));
@@ -485,6 +491,7 @@ async fn measure_sync(
     let rss_kib = fields.next().unwrap_or(0).max(0) as u64;
     let wall = Duration::from_nanos(fields.next().unwrap_or(0).max(0) as u64);
     let status = fields.next().filter(|c| *c >= 0).map(|c| c as i32);
+    let cpu = Duration::from_nanos(fields.next().unwrap_or(0).max(0) as u64);
 
     let summary: Value = stdout
         .lines()
@@ -504,6 +511,7 @@ async fn measure_sync(
     let mut m = log_counts(&asana.requests(), &docspace.requests());
     fill_invites(&mut m, docspace);
     m.wall = wall;
+    m.cpu = Some(cpu);
     m.peak_rss_kib = Some(rss_kib);
     m.failures = failures;
     m.tasks_handled = summary["tasks"].as_u64().unwrap_or(0) as usize;

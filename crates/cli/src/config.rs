@@ -57,11 +57,35 @@ pub struct DocSpaceSection {
     pub max_concurrent_writes: Option<usize>,
 }
 
+/// Largest config file read. Real ones are a few kilobytes; the cap makes a wrong path
+/// (`/dev/zero`, a log file, a disk image) fail at once instead of filling memory.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 impl FileConfig {
-    /// Reads and parses the file.
+    /// Reads (at most [`MAX_CONFIG_BYTES`]) and parses the file.
     pub fn load(path: &Path) -> Result<FileConfig, CoreError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        use std::io::Read;
+        let cannot = |e: std::io::Error| {
             CoreError::Config(format!("cannot read config file {}: {e}", path.display()))
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(cannot)?
+            .take(MAX_CONFIG_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(cannot)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(CoreError::Config(format!(
+                "config file {} is larger than {} KiB: is it the right file?",
+                path.display(),
+                MAX_CONFIG_BYTES / 1024
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| {
+            CoreError::Config(format!(
+                "config file {} is not UTF-8 text: is it the right file?",
+                path.display()
+            ))
         })?;
         Self::parse(&text).map_err(|e| match e {
             CoreError::Config(m) => CoreError::Config(format!("{}: {m}", path.display())),

@@ -48,16 +48,17 @@ pub enum EmailCheck {
 }
 
 impl Assignment {
-    /// The assignment of a task as Asana returned it.
-    pub fn from_task(task: &Task) -> Assignment {
+    /// The assignment of a task as Asana returned it (taken apart, not copied: a sync
+    /// makes one per task read).
+    pub fn from_task(task: Task) -> Assignment {
         Assignment {
-            task_gid: task.gid.clone(),
-            task_name: task.name.clone(),
+            task_gid: task.gid,
+            task_name: task.name,
             completed: task.completed,
-            assignee: task.assignee.as_ref().map(|a| Assignee {
-                gid: a.gid.clone(),
-                name: a.name.clone(),
+            assignee: task.assignee.map(|a| Assignee {
                 email: check_email(a.email.as_deref()),
+                gid: a.gid,
+                name: a.name,
             }),
         }
     }
@@ -69,7 +70,7 @@ pub async fn read_task(
     task: &Gid,
 ) -> Result<Assignment, asana_api::Error> {
     Ok(Assignment::from_task(
-        &asana.get_task(task, TASK_FIELDS).await?,
+        asana.get_task(task, TASK_FIELDS).await?,
     ))
 }
 

@@ -2,7 +2,8 @@
 //! DocSpace already knows about a person (and a room's members) — what to do. Pure
 //! functions, so every rule of "never twice" and "strongest wins" is testable without I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use asana_api::Gid;
 use docspace_api::{Access, Person, PersonState, UserType};
@@ -22,6 +23,11 @@ pub struct TaskRef {
     pub project: Option<Gid>,
 }
 
+/// How many of a person's task gids a plan keeps: output shows this many. Only the first
+/// task is kept whole (the ledger's why names it); a sync of 100,000 tasks would otherwise
+/// hold every task's gid, name and project until the run ends. The rest are only counted.
+pub const TASKS_KEPT: usize = 20;
+
 /// Everything one reconcile will do for one email: the strongest user type any rule asks
 /// for, and the strongest level per room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,23 +38,39 @@ pub struct PersonPlan {
     pub assignee: String,
     /// The strongest type asked for.
     pub user_type: UserType,
-    /// Every task that grants access, in the order met.
-    pub tasks: Vec<TaskRef>,
+    /// The first task that grants access: output and the ledger's why name it.
+    pub first: TaskRef,
+    /// The gids of the first [`TASKS_KEPT`] tasks that grant access (the first one's
+    /// included), in the order met.
+    pub task_gids: Vec<String>,
+    /// How many distinct tasks grant access (all of them, kept or not).
+    pub task_count: usize,
+    /// Which tasks were counted, as 64-bit digests of their gids: a task merged again under
+    /// another rule (or ask) is counted once, at 8 bytes a task instead of its gid's string.
+    counted: HashSet<u64>,
     /// Room → strongest wanted level.
     pub rooms: BTreeMap<RoomId, Access>,
 }
 
+/// A task gid's digest for [`PersonPlan`]'s count. Asana gids are decimal numbers and map to
+/// themselves; anything else is hashed (a fixed-key SipHash, the same in every run).
+pub fn task_digest(gid: &str) -> u64 {
+    gid.parse().unwrap_or_else(|_| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        gid.hash(&mut h);
+        h.finish()
+    })
+}
+
 impl PersonPlan {
-    /// The first task, which output and the ledger name.
+    /// The first task's gid, which output and the ledger name.
     pub fn first_task(&self) -> &str {
-        self.tasks.first().map_or("", |t| t.gid.as_str())
+        &self.first.gid
     }
 
     /// Why this person: the task that grants access, for `history`.
     pub fn because(&self) -> String {
-        let Some(first) = self.tasks.first() else {
-            return format!("type={}", self.user_type.as_i32());
-        };
+        let first = &self.first;
         let name = first
             .name
             .as_deref()
@@ -59,8 +81,8 @@ impl PersonPlan {
             .as_ref()
             .map(|p| format!(" in project {p}"))
             .unwrap_or_default();
-        let more = if self.tasks.len() > 1 {
-            format!(" (+{} more)", self.tasks.len() - 1)
+        let more = if self.task_count > 1 {
+            format!(" (+{} more)", self.task_count - 1)
         } else {
             String::new()
         };
@@ -70,10 +92,31 @@ impl PersonPlan {
             self.user_type.as_i32()
         )
     }
+
+    /// Takes in what one more ask wants: the stronger type, the stronger level per room.
+    fn want(&mut self, ask: &Ask) {
+        self.user_type = self.user_type.strongest(ask.user_type);
+        if let Some(t) = &ask.room {
+            let e = self.rooms.entry(t.room.clone()).or_insert(t.access);
+            *e = e.strongest(t.access);
+        }
+    }
+
+    /// Counts a task (once), keeping its gid while fewer than [`TASKS_KEPT`] are kept.
+    fn count(&mut self, gid: &str) -> bool {
+        let new = self.counted.insert(task_digest(gid));
+        if new {
+            self.task_count += 1;
+            if self.task_gids.len() < TASKS_KEPT {
+                self.task_gids.push(gid.to_string());
+            }
+        }
+        new
+    }
 }
 
 /// The one merge of several asks (rules) for one person: strongest user type, strongest
-/// level per room, every task once.
+/// level per room, every task counted once (and the first [`TASKS_KEPT`] kept).
 pub fn merge(
     plans: &mut BTreeMap<String, PersonPlan>,
     email: &str,
@@ -81,22 +124,56 @@ pub fn merge(
     task: TaskRef,
     ask: &Ask,
 ) {
-    let p = plans
-        .entry(email.to_string())
-        .or_insert_with(|| PersonPlan {
-            email: email.to_string(),
-            assignee: assignee.to_string(),
-            user_type: ask.user_type,
-            tasks: Vec::new(),
-            rooms: BTreeMap::new(),
-        });
-    p.user_type = p.user_type.strongest(ask.user_type);
-    if !p.tasks.iter().any(|t| t.gid == task.gid) {
-        p.tasks.push(task);
+    // Looked up before an owned key is made: a sync merges every task it reads, and most
+    // of them belong to someone already planned.
+    match plans.get_mut(email) {
+        Some(p) => {
+            p.count(&task.gid);
+            p.want(ask);
+        }
+        None => {
+            let gid = task.gid.clone();
+            let mut p = PersonPlan {
+                email: email.to_string(),
+                assignee: assignee.to_string(),
+                user_type: ask.user_type,
+                first: task,
+                task_gids: Vec::new(),
+                task_count: 0,
+                counted: HashSet::new(),
+                rooms: BTreeMap::new(),
+            };
+            p.count(&gid);
+            p.want(ask);
+            plans.insert(email.to_string(), p);
+        }
     }
-    if let Some(t) = &ask.room {
-        let e = p.rooms.entry(t.room.clone()).or_insert(t.access);
-        *e = e.strongest(t.access);
+}
+
+/// Folds a whole plan (another project's merge) into `plans`: what merging its tasks one
+/// by one would give, except that when a person has more than [`TASKS_KEPT`] tasks the ones
+/// kept by name may differ (the count does not).
+pub fn absorb(plans: &mut BTreeMap<String, PersonPlan>, other: PersonPlan) {
+    let p = match plans.entry(other.email.clone()) {
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert(other);
+            return;
+        }
+        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+    };
+    p.user_type = p.user_type.strongest(other.user_type);
+    // The kept gids first, in order, then the digests of the ones only counted.
+    for gid in &other.task_gids {
+        p.count(gid);
+    }
+    for d in other.counted {
+        if p.counted.insert(d) {
+            p.task_count += 1;
+        }
+    }
+    for (room, access) in other.rooms {
+        let e = p.rooms.entry(room).or_insert(access);
+        *e = e.strongest(access);
     }
 }
 
@@ -260,12 +337,114 @@ mod tests {
         assert_eq!(p.user_type, UserType::RoomAdmin);
         // RoomManager is 9 on the wire, Editing 10: the rank, not the code, decides.
         assert_eq!(p.rooms[&room], Access::RoomManager);
-        assert_eq!(p.tasks.len(), 2);
+        assert_eq!(p.task_gids, ["10", "11"]);
+        assert_eq!(p.task_count, 2);
         assert!(
             p.because()
                 .starts_with("assigned task 10 (+1 more); type=1"),
             "{}",
             p.because()
         );
+    }
+
+    #[test]
+    fn a_plan_counts_every_task_but_keeps_only_the_first_few() {
+        let ask = Ask {
+            user_type: UserType::User,
+            room: None,
+            include_completed: false,
+        };
+        let mut plans = BTreeMap::new();
+        for round in 0..2 {
+            for gid in 0..(TASKS_KEPT as u64 * 3) {
+                let task = TaskRef {
+                    gid: (1000 + gid).to_string(),
+                    name: Some(format!("t{gid}")),
+                    project: None,
+                };
+                merge(&mut plans, "a@x.io", "1", task, &ask);
+            }
+            let p = &plans["a@x.io"];
+            assert_eq!(p.task_count, TASKS_KEPT * 3, "round {round}");
+            assert_eq!(p.task_gids.len(), TASKS_KEPT);
+            assert_eq!(p.task_gids[0], "1000");
+            assert_eq!(p.first.name.as_deref(), Some("t0"));
+        }
+        assert!(plans["a@x.io"].because().starts_with(&format!(
+            "assigned task 1000 \"t0\" (+{} more)",
+            TASKS_KEPT * 3 - 1
+        )));
+    }
+
+    #[test]
+    fn absorbing_a_project_merge_equals_merging_its_tasks_one_by_one() {
+        let room = |id: &str| RoomId::parse(id).unwrap();
+        let ask = |user_type, id: &str, access| Ask {
+            user_type,
+            room: Some(RoomTarget {
+                room: room(id),
+                access,
+            }),
+            include_completed: false,
+        };
+        let task = |gid: &str, project: &str| TaskRef {
+            gid: gid.into(),
+            name: Some(format!("task {gid}")),
+            project: Some(Gid::parse(project).unwrap()),
+        };
+        let first = [
+            (
+                "a@x.io",
+                "1",
+                task("10", "100"),
+                ask(UserType::User, "5", Access::Read),
+            ),
+            (
+                "b@x.io",
+                "2",
+                task("11", "100"),
+                ask(UserType::User, "5", Access::Read),
+            ),
+        ];
+        let second = [
+            // The same task again under another rule: counted once, strongest level wins.
+            (
+                "a@x.io",
+                "1",
+                task("10", "200"),
+                ask(UserType::RoomAdmin, "5", Access::Editing),
+            ),
+            (
+                "a@x.io",
+                "1",
+                task("12", "200"),
+                ask(UserType::User, "6", Access::Read),
+            ),
+            (
+                "c@x.io",
+                "3",
+                task("13", "200"),
+                ask(UserType::User, "6", Access::Read),
+            ),
+        ];
+        let mut one_by_one = BTreeMap::new();
+        for (email, assignee, t, a) in first.iter().chain(second.iter()) {
+            merge(&mut one_by_one, email, assignee, t.clone(), a);
+        }
+        let mut absorbed = BTreeMap::new();
+        for (email, assignee, t, a) in &first {
+            merge(&mut absorbed, email, assignee, t.clone(), a);
+        }
+        let mut project = BTreeMap::new();
+        for (email, assignee, t, a) in &second {
+            merge(&mut project, email, assignee, t.clone(), a);
+        }
+        for p in project.into_values() {
+            absorb(&mut absorbed, p);
+        }
+        assert_eq!(absorbed, one_by_one);
+        assert_eq!(absorbed["a@x.io"].task_count, 2);
+        assert_eq!(absorbed["a@x.io"].user_type, UserType::RoomAdmin);
+        assert_eq!(absorbed["a@x.io"].rooms[&room("5")], Access::Editing);
     }
 }

@@ -19,7 +19,7 @@
 //! `Send` and holds nothing that outlives it but claims, which a guard gives back when it
 //! is dropped (a job timeout, a shutdown) and which expire if the process dies.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -181,8 +181,9 @@ fn person_key(email: &str) -> String {
     format!("person:{email}")
 }
 
-/// One task under one ask, as the intake found it.
-struct Need {
+/// A task whose assignee's email the read did not show, kept until the intake is over:
+/// then each such assignee is looked up once (the only merge step that calls Asana).
+struct Hidden {
     assignment: Assignment,
     project: Option<Gid>,
     ask: Ask,
@@ -191,7 +192,7 @@ struct Need {
 /// What the intake gathered.
 #[derive(Default)]
 struct Gathered {
-    needs: Vec<Need>,
+    merged: Merger,
     /// How each rule's project was read, in rule order (projects scope only).
     reads: Vec<(Rule, ReadMode)>,
     project_errors: Vec<ProjectError>,
@@ -224,7 +225,8 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
         },
     };
 
-    // 1. Rooms first: a bad target stops the run before anything is written.
+    // 1. Rooms first: a bad target stops the run before anything is written, and before
+    //    Asana's budget is spent on a read that could not be acted on.
     opts.progress.phase("checking rooms");
     for target in scope.room_targets() {
         act::rooms::check(&svc.docspace, &svc.rooms, &target).await?;
@@ -247,8 +249,8 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
     }
 
     // 3. Merge into one plan per email; record the tasks with nobody to give access to.
-    let tasks_read = gathered.needs.len() as u64;
-    let (plans, mut lines) = merge_needs(&cx, &gathered.needs).await;
+    let tasks_read = gathered.merged.tasks;
+    let (plans, mut lines) = std::mem::take(&mut gathered.merged).finish(&cx).await;
     let rows: Vec<_> = lines
         .iter()
         .map(|l| cx.ledger.task(l, task_line_detail(l.outcome)))
@@ -404,7 +406,8 @@ async fn read_project(
     mode: ReadMode,
     progress: &dyn Progress,
     seen: &act::resolve::Seen,
-) -> Result<Vec<Assignment>, asana_api::Error> {
+    sink: &mut (dyn FnMut(Assignment) + Send),
+) -> Result<(), asana_api::Error> {
     let since = if rule.include_completed {
         None
     } else {
@@ -415,18 +418,19 @@ async fn read_project(
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
     let since_dt = since.map(|_| now.as_str());
     let fields = intake::TASK_FIELDS;
-    let mut out = Vec::new();
-    let mut gids: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // The first page and the section pages overlap: each task once. Digests, not gids, so
+    // 100,000 tasks cost a megabyte here rather than several.
+    let mut gids: HashSet<u64> = HashSet::new();
     let mut take = |t: asana_api::Task| {
-        if !gids.insert(t.gid.clone()) {
+        if !gids.insert(plan::task_digest(&t.gid)) {
             return;
         }
         progress.tasks_read(1);
-        let a = Assignment::from_task(&t);
+        let a = Assignment::from_task(t);
         if let Some(EmailCheck::Valid(email)) = a.assignee.as_ref().map(|x| &x.email) {
             seen.add(email);
         }
-        out.push(a);
+        sink(a);
     };
     match mode {
         ReadMode::Since(t) => {
@@ -444,7 +448,7 @@ async fn read_project(
                 .await?;
             first.tasks.into_iter().for_each(&mut take);
             let Some(next) = first.next_offset else {
-                return Ok(out);
+                return Ok(());
             };
             let sections: Vec<asana_api::Compact> =
                 asana.project_sections(&rule.project).try_collect().await?;
@@ -473,7 +477,7 @@ async fn read_project(
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 async fn gather(
@@ -498,20 +502,17 @@ async fn gather(
                 })?;
             cx.opts.progress.tasks_read(1);
             let completed = a.completed == Some(true);
-            let needs: Vec<Need> = asks
+            let mut g = Gathered::default();
+            let applicable: Vec<&Ask> = asks
                 .iter()
                 .filter(|ask| ask.include_completed || !completed)
-                .map(|ask| Need {
-                    assignment: a.clone(),
-                    project: project.clone(),
-                    ask: ask.clone(),
-                })
                 .collect();
-            let mut g = Gathered::default();
-            if needs.is_empty() && !asks.is_empty() {
+            if applicable.is_empty() && !asks.is_empty() {
                 g.completed.push(a.task_gid.clone());
             }
-            g.needs = needs;
+            for ask in applicable {
+                g.merged.add(a.clone(), project.as_ref(), ask);
+            }
             Ok(g)
         }
         Scope::Projects(rules) => Ok(gather_projects(cx, rules, started_at).await),
@@ -529,9 +530,18 @@ async fn gather_projects(cx: &Ctx<'_>, rules: &[Rule], started_at: DateTime<Utc>
         .filter_map(|r| r.room.as_ref().map(|t| t.room.clone()))
         .collect();
     let docspace = cx.svc.docspace.clone();
+    // How each project will be read, before anything is: when every one is incremental the
+    // intake is a handful of changed tasks, and listing the whole portal and every room's
+    // members alongside would cost more than looking those few people up.
+    let modes: Vec<ReadMode> =
+        futures::future::join_all(rules.iter().map(|r| read_mode(cx, r, started_at))).await;
+    let any_full = modes.contains(&ReadMode::Full);
     let prefetch = {
         let seen = seen.clone();
         async move {
+            if !any_full {
+                return (None, HashMap::new());
+            }
             let members = futures::future::join_all(room_ids.into_iter().map(|id| {
                 let ds = docspace.clone();
                 async move {
@@ -544,14 +554,26 @@ async fn gather_projects(cx: &Ctx<'_>, rules: &[Rule], started_at: DateTime<Utc>
             (people, members.into_iter().collect::<HashMap<_, _>>())
         }
     };
-    let intake = futures::stream::iter(rules.iter().cloned().enumerate())
-        .map(|(i, rule)| {
+    let intake = futures::stream::iter(rules.iter().cloned().zip(modes).enumerate())
+        .map(|(i, (rule, mode))| {
             let asana = cx.svc.asana.clone();
             let progress = cx.opts.progress.clone();
             let seen = seen.clone();
             async move {
-                let mode = read_mode(cx, &rule, started_at).await;
-                let res = read_project(&asana, &rule, mode, progress.as_ref(), &seen).await;
+                // Each project merges on its own, so a project whose read fails midway
+                // gives nothing half-read to the run (its error is reported instead).
+                let mut merged = Merger::default();
+                let ask = rule.ask();
+                let mut add = |a: Assignment| {
+                    // `completed_since=now` already drops completed tasks; this guards
+                    // against a server that ignores it.
+                    if rule.include_completed || a.completed != Some(true) {
+                        merged.add(a, Some(&rule.project), &ask);
+                    }
+                };
+                let res =
+                    read_project(&asana, &rule, mode, progress.as_ref(), &seen, &mut add).await;
+                let res = res.map(|()| merged);
                 (i, rule, mode, res)
             }
         })
@@ -572,20 +594,8 @@ async fn gather_projects(cx: &Ctx<'_>, rules: &[Rule], started_at: DateTime<Utc>
     for (_, rule, mode, res) in results {
         g.reads.push((rule.clone(), mode));
         match res {
-            Ok(assignments) => {
-                for a in assignments {
-                    // `completed_since=now` already drops completed tasks; this guards
-                    // against a server that ignores it.
-                    if !rule.include_completed && a.completed == Some(true) {
-                        continue;
-                    }
-                    g.needs.push(Need {
-                        assignment: a,
-                        project: Some(rule.project.clone()),
-                        ask: rule.ask(),
-                    });
-                }
-            }
+            // In rule order, so "the first task" means what one merge over all would.
+            Ok(merged) => g.merged.absorb(merged),
             Err(e) => g.project_errors.push(ProjectError {
                 project: rule.project.to_string(),
                 error: describe_project_error(rule.project.as_str(), &e),
@@ -612,88 +622,124 @@ fn describe_project_error(project: &str, e: &asana_api::Error) -> String {
 /// One plan per email, and one line per task with nobody to give access to. Hidden
 /// emails are looked up once per assignee, not once per task; a lookup that fails after
 /// the client's retries is a failure to report (and retry), not a hidden email.
-async fn merge_needs(cx: &Ctx<'_>, needs: &[Need]) -> (BTreeMap<String, PersonPlan>, Vec<Line>) {
-    let mut plans = BTreeMap::new();
-    let mut lines = Vec::new();
-    let mut lined: BTreeSet<String> = BTreeSet::new();
-    let mut task_line = |lines: &mut Vec<Line>, line: Line| {
-        if lined.insert(line.task.clone()) {
-            lines.push(line);
-        }
-    };
-    let task_ref = |n: &Need| TaskRef {
-        gid: n.assignment.task_gid.clone(),
-        name: n.assignment.task_name.clone(),
-        project: n.project.clone(),
-    };
-    let mut hidden: Vec<&Need> = Vec::new();
-    for n in needs {
-        let a = &n.assignment;
+/// The merge, fed task by task as pages arrive, so a run holds one plan per person — not
+/// every task it read — until it acts.
+#[derive(Default)]
+struct Merger {
+    plans: BTreeMap<String, PersonPlan>,
+    /// Tasks with nobody to give access to (no assignee, an address DocSpace would refuse).
+    lines: Vec<Line>,
+    lined: HashSet<String>,
+    hidden: Vec<Hidden>,
+    /// Tasks merged, one per task and ask.
+    tasks: u64,
+}
+
+impl Merger {
+    /// One task under one ask.
+    fn add(&mut self, a: Assignment, project: Option<&Gid>, ask: &Ask) {
+        self.tasks += 1;
         let Some(assignee) = &a.assignee else {
-            task_line(
-                &mut lines,
-                Line::for_task(&a.task_gid, None, Outcome::NoAssignee),
-            );
-            continue;
+            self.task_line(Line::for_task(&a.task_gid, None, Outcome::NoAssignee));
+            return;
         };
         match &assignee.email {
             EmailCheck::Valid(email) => {
-                plan::merge(&mut plans, email, &assignee.gid, task_ref(n), &n.ask)
+                let task = TaskRef {
+                    gid: a.task_gid,
+                    name: a.task_name,
+                    project: project.cloned(),
+                };
+                plan::merge(&mut self.plans, email, &assignee.gid, task, ask);
             }
-            EmailCheck::Hidden => hidden.push(n),
             EmailCheck::Invalid(raw) => {
                 let mut l = Line::for_task(&a.task_gid, Some(&assignee.gid), Outcome::Failed);
                 l.error = Some(plan::invalid_email_message(raw));
-                task_line(&mut lines, l);
+                self.task_line(l);
             }
+            EmailCheck::Hidden => self.hidden.push(Hidden {
+                assignment: a,
+                project: project.cloned(),
+                ask: ask.clone(),
+            }),
         }
     }
-    let mut looked_up: HashMap<String, Result<EmailCheck, (String, Transience)>> = HashMap::new();
-    let mut still_hidden: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for n in hidden {
-        let a = &n.assignment;
-        let Some(assignee) = &a.assignee else {
-            continue;
-        };
-        if !looked_up.contains_key(&assignee.gid) {
-            let c = intake::lookup_email(&cx.svc.asana, &assignee.gid)
-                .await
-                .map_err(|e| {
-                    (
-                        format!("Asana: reading the assignee's email failed: {e}"),
-                        Transience::from(&e),
-                    )
-                });
-            looked_up.insert(assignee.gid.clone(), c);
+
+    /// A task's line, once per task whatever number of rules named it.
+    fn task_line(&mut self, line: Line) {
+        if self.lined.insert(line.task.clone()) {
+            self.lines.push(line);
         }
-        match &looked_up[&assignee.gid] {
-            Ok(EmailCheck::Valid(email)) => {
-                plan::merge(&mut plans, email, &assignee.gid, task_ref(n), &n.ask)
+    }
+
+    /// Folds another merge (one project's) into this one.
+    fn absorb(&mut self, other: Merger) {
+        self.tasks += other.tasks;
+        for p in other.plans.into_values() {
+            plan::absorb(&mut self.plans, p);
+        }
+        for l in other.lines {
+            self.task_line(l);
+        }
+        self.hidden.extend(other.hidden);
+    }
+
+    /// Looks up the hidden emails (once per assignee) and hands over the plans and the
+    /// lines of tasks with nobody to give access to.
+    async fn finish(mut self, cx: &Ctx<'_>) -> (BTreeMap<String, PersonPlan>, Vec<Line>) {
+        let mut looked_up: HashMap<String, Result<EmailCheck, (String, Transience)>> =
+            HashMap::new();
+        let mut still_hidden: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for n in std::mem::take(&mut self.hidden) {
+            let a = &n.assignment;
+            let Some(assignee) = &a.assignee else {
+                continue;
+            };
+            if !looked_up.contains_key(&assignee.gid) {
+                let c = intake::lookup_email(&cx.svc.asana, &assignee.gid)
+                    .await
+                    .map_err(|e| {
+                        (
+                            format!("Asana: reading the assignee's email failed: {e}"),
+                            Transience::from(&e),
+                        )
+                    });
+                looked_up.insert(assignee.gid.clone(), c);
             }
-            Ok(EmailCheck::Invalid(raw)) => {
-                let mut l = Line::for_task(&a.task_gid, Some(&assignee.gid), Outcome::Failed);
-                l.error = Some(plan::invalid_email_message(raw));
-                task_line(&mut lines, l);
-            }
-            Ok(EmailCheck::Hidden) => {
-                let tasks = still_hidden.entry(assignee.gid.clone()).or_default();
-                if !tasks.contains(&a.task_gid) {
-                    tasks.push(a.task_gid.clone());
+            match &looked_up[&assignee.gid] {
+                Ok(EmailCheck::Valid(email)) => {
+                    let task = TaskRef {
+                        gid: a.task_gid.clone(),
+                        name: a.task_name.clone(),
+                        project: n.project.clone(),
+                    };
+                    plan::merge(&mut self.plans, email, &assignee.gid, task, &n.ask)
+                }
+                Ok(EmailCheck::Invalid(raw)) => {
+                    let mut l = Line::for_task(&a.task_gid, Some(&assignee.gid), Outcome::Failed);
+                    l.error = Some(plan::invalid_email_message(raw));
+                    self.task_line(l);
+                }
+                Ok(EmailCheck::Hidden) => {
+                    let tasks = still_hidden.entry(assignee.gid.clone()).or_default();
+                    if !tasks.contains(&a.task_gid) {
+                        tasks.push(a.task_gid.clone());
+                    }
+                }
+                Err((error, transience)) => {
+                    let mut l = Line::for_task(&a.task_gid, Some(&assignee.gid), Outcome::Failed);
+                    l.fail(error.clone(), *transience);
+                    self.task_line(l);
                 }
             }
-            Err((error, transience)) => {
-                let mut l = Line::for_task(&a.task_gid, Some(&assignee.gid), Outcome::Failed);
-                l.fail(error.clone(), *transience);
-                task_line(&mut lines, l);
-            }
         }
+        for (gid, tasks) in still_hidden {
+            let mut l = Line::for_task(&tasks[0], Some(&gid), Outcome::EmailHidden);
+            l.tasks = tasks.into_iter().take(plan::TASKS_KEPT).collect();
+            self.task_line(l);
+        }
+        (self.plans, self.lines)
     }
-    for (gid, tasks) in still_hidden {
-        let mut l = Line::for_task(&tasks[0], Some(&gid), Outcome::EmailHidden);
-        l.tasks = tasks.into_iter().take(20).collect();
-        task_line(&mut lines, l);
-    }
-    (plans, lines)
 }
 
 // ---------------------------------------------------------------------------------------------

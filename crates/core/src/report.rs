@@ -62,8 +62,8 @@ pub struct RoomLine {
     pub transience: Transience,
 }
 
-/// Output shows at most this many of a person's tasks.
-const TASKS_SHOWN: usize = 20;
+/// Output shows at most this many of a person's tasks (all a plan keeps).
+const TASKS_SHOWN: usize = crate::plan::TASKS_KEPT;
 
 impl Line {
     /// A line for a task with nobody to give access to (or whose email is unusable).
@@ -92,12 +92,7 @@ impl Line {
             assignee: Some(p.assignee.clone()),
             person_id: None,
             user_type: Some(p.user_type.as_str().to_string()),
-            tasks: p
-                .tasks
-                .iter()
-                .take(TASKS_SHOWN)
-                .map(|t| t.gid.clone())
-                .collect(),
+            tasks: p.task_gids.iter().take(TASKS_SHOWN).cloned().collect(),
             rooms: Vec::new(),
             transience: Transience::Permanent,
         }

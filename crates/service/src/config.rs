@@ -33,10 +33,22 @@ pub struct ServeSection {
     pub max_body_bytes: Option<usize>,
     /// How long after `webhooks create` registered an id its handshake is accepted.
     pub handshake_window_secs: Option<u64>,
-    /// How long in-flight jobs may finish after SIGTERM before they are released.
+    /// How long in-flight jobs and open connections may finish after SIGTERM before they
+    /// are released or closed.
     pub shutdown_grace_secs: Option<u64>,
-    /// Registrations made outside `webhooks create` (e.g. with curl): `serve` expects their
-    /// handshake at `/webhooks/asana/{id}` until it has happened once.
+    /// How long a client may take to send a request's head (line and headers), counted
+    /// from when the connection opened or the previous answer was sent.
+    pub header_read_timeout_secs: Option<u64>,
+    /// How long a client may take to send a delivery's whole body.
+    pub body_timeout_secs: Option<u64>,
+    /// How long a kept-alive connection may sit idle between requests.
+    pub keep_alive_timeout_secs: Option<u64>,
+    /// Most connections open at once; further clients wait in the kernel's accept queue.
+    pub max_connections: Option<usize>,
+    /// Most events one delivery may carry (413 above).
+    pub max_events_per_delivery: Option<usize>,
+    /// Registrations made outside `webhooks create` (e.g. with curl): `serve` answers their
+    /// handshake at `/webhooks/asana/{id}` once, and only before their `handshake_until`.
     #[serde(default)]
     pub webhooks: Vec<ConfiguredWebhook>,
 }
@@ -49,6 +61,25 @@ pub struct ConfiguredWebhook {
     pub id: String,
     /// The Asana project the webhook watches; its `[[rules]]` entry applies.
     pub project: String,
+    /// RFC 3339 time until which the handshake is accepted (at most
+    /// [`MAX_HANDSHAKE_OPENING`] after `serve` starts). Without it the handshake is refused:
+    /// an id listed by hand must never go to whoever handshakes first.
+    pub handshake_until: Option<String>,
+}
+
+/// How far ahead a `[[serve.webhooks]] handshake_until` may lie: the window is meant to be
+/// opened just before creating the webhook, not left open.
+pub const MAX_HANDSHAKE_OPENING: Duration = Duration::from_secs(24 * 3600);
+
+/// A registration listed in the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfiguredHook {
+    /// The path segment.
+    pub id: String,
+    /// The project gid.
+    pub project: String,
+    /// Until when its handshake is accepted; `None`: never.
+    pub handshake_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// `[admin]`: the status page under `/admin`. It is off unless at least one password is
@@ -248,11 +279,25 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// How long after `webhooks create` registered an id its handshake is accepted.
     pub handshake_window: Duration,
-    /// Registrations from the config file: `(id, project gid)`. Expected until their
-    /// handshake, whatever their age.
-    pub configured_webhooks: Vec<(String, String)>,
-    /// After SIGTERM, how long in-flight jobs may finish before they are released.
+    /// Registrations from the config file. Their handshake is accepted once, and only
+    /// before their `handshake_until`.
+    pub configured_webhooks: Vec<ConfiguredHook>,
+    /// After SIGTERM, how long in-flight jobs may finish before they are released, and
+    /// open connections before they are closed.
     pub shutdown_grace: Duration,
+    /// Longest a client may take to send a request head; also bounds how long a fresh
+    /// connection may stay silent. Asana sends its request at once.
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send a delivery body (408 after).
+    pub body_timeout: Duration,
+    /// Longest a kept-alive connection may sit idle between requests.
+    pub keep_alive_timeout: Duration,
+    /// Most connections served at once. Each costs a file descriptor; beyond the cap new
+    /// clients wait in the kernel's accept queue instead of exhausting the process's
+    /// descriptor limit (which would fail the database and API connections too).
+    pub max_connections: usize,
+    /// Most events one delivery may carry; more is 413.
+    pub max_events_per_delivery: usize,
     /// Most jobs per group-commit transaction.
     pub max_batch: usize,
     /// How long a delivery may wait for its jobs to be committed before we answer 503
@@ -289,6 +334,11 @@ impl Default for ServeConfig {
             handshake_window: Duration::from_secs(600),
             configured_webhooks: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(5),
+            max_connections: 512,
+            max_events_per_delivery: 1000,
             max_batch: 512,
             intake_timeout: Duration::from_secs(8),
             health_ttl: Duration::from_secs(30),
@@ -349,12 +399,57 @@ impl ServeConfig {
         if let Some(n) = s.shutdown_grace_secs {
             cfg.shutdown_grace = Duration::from_secs(n);
         }
+        if let Some(n) = s.header_read_timeout_secs {
+            cfg.header_read_timeout = Duration::from_secs(positive("header_read_timeout_secs", n)?);
+        }
+        if let Some(n) = s.body_timeout_secs {
+            cfg.body_timeout = Duration::from_secs(positive("body_timeout_secs", n)?);
+        }
+        if let Some(n) = s.keep_alive_timeout_secs {
+            cfg.keep_alive_timeout = Duration::from_secs(positive("keep_alive_timeout_secs", n)?);
+        }
+        if let Some(n) = s.max_connections {
+            if n < 2 {
+                return Err(ConfigError(
+                    "max_connections must be at least 2 (Asana and your health checks)".into(),
+                ));
+            }
+            cfg.max_connections = n;
+        }
+        if let Some(n) = s.max_events_per_delivery {
+            cfg.max_events_per_delivery = positive("max_events_per_delivery", n as u64)? as usize;
+        }
+        let latest = chrono::Utc::now()
+            + chrono::Duration::from_std(MAX_HANDSHAKE_OPENING).unwrap_or(chrono::Duration::MAX);
         for w in &s.webhooks {
             let project = asana_api::Gid::parse(&w.project).map_err(|e| {
                 ConfigError(format!("[[serve.webhooks]] id {:?}: project: {e}", w.id))
             })?;
-            cfg.configured_webhooks
-                .push((w.id.clone(), project.to_string()));
+            let handshake_until = match &w.handshake_until {
+                None => None,
+                Some(t) => {
+                    let at = chrono::DateTime::parse_from_rfc3339(t.trim())
+                        .map_err(|e| {
+                            ConfigError(format!(
+                                "[[serve.webhooks]] id {:?}: handshake_until {t:?}: {e} (use RFC 3339, e.g. 2026-12-01T12:00:00Z)",
+                                w.id
+                            ))
+                        })?
+                        .with_timezone(&chrono::Utc);
+                    if at > latest {
+                        return Err(ConfigError(format!(
+                            "[[serve.webhooks]] id {:?}: handshake_until is more than 24 h away; open the window just before creating the webhook",
+                            w.id
+                        )));
+                    }
+                    Some(at)
+                }
+            };
+            cfg.configured_webhooks.push(ConfiguredHook {
+                id: w.id.clone(),
+                project: project.to_string(),
+                handshake_until,
+            });
         }
         Ok(cfg)
     }
@@ -398,7 +493,11 @@ mod tests {
             "listen = \"0.0.0.0:8080\"\nworkers = 2\nmax_attempts = 5\n\
              retry_schedule_secs = [1, 2]\nlease_secs = 45\nmax_body_bytes = 65536\n\
              handshake_window_secs = 60\nshutdown_grace_secs = 3\n\
-             [[webhooks]]\nid = \"hook-1\"\nproject = \"1201\"\n",
+             header_read_timeout_secs = 4\nbody_timeout_secs = 5\nkeep_alive_timeout_secs = 6\n\
+             max_connections = 7\nmax_events_per_delivery = 8\n\
+             [[webhooks]]\nid = \"hook-1\"\nproject = \"1201\"\n\
+             [[webhooks]]\nid = \"hook-2\"\nproject = \"1202\"\n\
+             handshake_until = \"2020-01-01T00:00:00Z\"\n",
         )
         .unwrap();
         let cfg = ServeConfig::from_section(&s, Vec::new(), SyncSettings::default()).unwrap();
@@ -408,9 +507,33 @@ mod tests {
         );
         assert_eq!(
             cfg.configured_webhooks,
-            vec![("hook-1".into(), "1201".into())]
+            vec![
+                ConfiguredHook {
+                    id: "hook-1".into(),
+                    project: "1201".into(),
+                    handshake_until: None,
+                },
+                ConfiguredHook {
+                    id: "hook-2".into(),
+                    project: "1202".into(),
+                    handshake_until: Some("2020-01-01T00:00:00Z".parse().unwrap()),
+                }
+            ]
         );
         assert_eq!(cfg.lease, Duration::from_secs(45));
+        assert_eq!(
+            (
+                cfg.header_read_timeout,
+                cfg.body_timeout,
+                cfg.keep_alive_timeout
+            ),
+            (
+                Duration::from_secs(4),
+                Duration::from_secs(5),
+                Duration::from_secs(6)
+            )
+        );
+        assert_eq!((cfg.max_connections, cfg.max_events_per_delivery), (7, 8));
         assert!(section("lisen = \"x\"\n").is_err());
         assert!(section("[[webhooks]]\nid = \"a\"\n").is_err());
     }
@@ -472,6 +595,11 @@ mod tests {
             "retry_schedule_secs = []\n",
             "max_body_bytes = 10\n",
             "[[webhooks]]\nid = \"a\"\nproject = \"abc\"\n",
+            "header_read_timeout_secs = 0\n",
+            "max_connections = 1\n",
+            "max_events_per_delivery = 0\n",
+            "[[webhooks]]\nid = \"a\"\nproject = \"1\"\nhandshake_until = \"tomorrow\"\n",
+            "[[webhooks]]\nid = \"a\"\nproject = \"1\"\nhandshake_until = \"2999-01-01T00:00:00Z\"\n",
         ] {
             let s = section(text).unwrap();
             assert!(

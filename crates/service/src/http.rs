@@ -7,10 +7,15 @@
 //!    one ([`crate::registrations`]); 404 for an unknown id, 403 otherwise;
 //! 2. unknown `id` → 404; known but without a secret yet → 401;
 //! 3. body larger than `max_body_bytes` → 413 (checked on `Content-Length` first, then
-//!    while reading, so a lying client cannot make us buffer more);
+//!    while reading, so a lying client cannot make us buffer more); body not complete
+//!    within `body_timeout` → 408;
 //! 4. `X-Hook-Signature` missing, malformed or wrong → 401, nothing stored;
-//! 5. signed but not a delivery (bad JSON) → 400, logged;
-//! 6. heartbeat (no events) → 200; otherwise the relevant events become jobs, which go to
+//! 5. signed but not a delivery (not JSON, or `events` not an array) → 400, logged; more
+//!    than `max_events_per_delivery` events → 413;
+//! 6. an event that does not have Asana's shape is logged and counted
+//!    (`events_malformed_total`) and skipped; the events beside it go on (a redelivery
+//!    would carry the same bad event, so refusing the delivery would lose the good ones);
+//! 7. heartbeat (no events) → 200; otherwise the relevant events become jobs, which go to
 //!    the group-commit writer; 200 only after they are committed, 503 if that fails or
 //!    takes longer than `intake_timeout` (Asana retries; the retry is deduped).
 
@@ -146,13 +151,24 @@ async fn handle_delivery(app: &App, id: &str, headers: &HeaderMap, body: Body) -
         }
     };
 
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+    // A deadline for the whole body, not per chunk (tower-http's `TimeoutBody` restarts its
+    // clock on every frame, so a client trickling a byte at a time would never hit it).
+    let read = tokio::time::timeout(app.cfg.body_timeout, Limited::new(body, limit).collect());
+    let bytes = match read.await {
+        Err(_) => {
+            m.rejected("body_timeout");
+            tracing::warn!(
+                webhook = id,
+                "delivery body not complete within the body timeout"
+            );
+            return StatusCode::REQUEST_TIMEOUT.into_response();
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
             m.rejected("too_large");
             return StatusCode::PAYLOAD_TOO_LARGE.into_response();
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             m.rejected("read_error");
             tracing::debug!(webhook = id, error = %e, "reading a delivery body failed");
             return StatusCode::BAD_REQUEST.into_response();
@@ -168,7 +184,7 @@ async fn handle_delivery(app: &App, id: &str, headers: &HeaderMap, body: Body) -
             return StatusCode::UNAUTHORIZED.into_response();
         }
     };
-    let delivery = match verified.parse() {
+    let parsed = match verified.parse_lenient() {
         Ok(d) => d,
         Err(e) => {
             m.rejected("malformed");
@@ -176,7 +192,23 @@ async fn handle_delivery(app: &App, id: &str, headers: &HeaderMap, body: Body) -
             return StatusCode::BAD_REQUEST.into_response();
         }
     };
-    if delivery.events.is_empty() {
+    let total = parsed.delivery.events.len() + parsed.malformed.len();
+    if total > app.cfg.max_events_per_delivery {
+        m.rejected("too_many_events");
+        tracing::warn!(
+            webhook = id,
+            events = total,
+            limit = app.cfg.max_events_per_delivery,
+            "delivery carries more events than max_events_per_delivery"
+        );
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    for bad in &parsed.malformed {
+        m.events_malformed.inc();
+        tracing::warn!(webhook = id, event = bad.index, path = %bad.path, error = %bad.message, "skipping an event that does not have Asana's shape");
+    }
+    let delivery = parsed.delivery;
+    if total == 0 {
         m.received("heartbeat");
         return StatusCode::OK.into_response();
     }
@@ -294,14 +326,49 @@ async fn probe_apis(svc: &Services) -> ApiHealth {
     ApiHealth { asana, docspace }
 }
 
-/// `200 {"status":"ok",…}` when the database answers and both APIs were reachable at the
-/// last probe (probes are reused for `health_ttl`, since they spend the same rate budget
-/// as real work); `503 {"status":"unhealthy",…}` naming what is not.
-async fn healthz(State(app): State<Arc<App>>) -> Response {
-    let db = match tokio::time::timeout(PROBE_TIMEOUT, app.svc.store.ping()).await {
-        Ok(r) => Check::from(r),
-        Err(_) => Check::from::<&str>(Err("no answer within 5 s")),
+/// How long a failed group commit keeps `/healthz` unhealthy when nothing has been
+/// stored since, even if the write probe passes (a one-row probe may fit where a batch of
+/// deliveries did not). Bounded, so a load balancer that stops sending traffic on a 503
+/// does not keep the service out for good.
+const RECENT_WRITE_FAILURE: Duration = Duration::from_secs(30);
+
+/// The database's part of `/healthz`: it answers a read, it commits a write (a read ping
+/// answers fine on a full disk), and the last group commit did not fail recently.
+async fn database_check(app: &App) -> Check {
+    let store = &app.svc.store;
+    let timed =
+        |what: &'static str, r: Result<Result<(), bridge_core::record::StoreError>, _>| match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("{what}: {e}")),
+            Err(_) => Err(format!("{what}: no answer within 5 s")),
+        };
+    let checked = async {
+        timed(
+            "read",
+            tokio::time::timeout(PROBE_TIMEOUT, store.ping()).await,
+        )?;
+        timed(
+            "write",
+            tokio::time::timeout(PROBE_TIMEOUT, store.probe_write()).await,
+        )?;
+        if let Some((ago, e)) = app.intake.last_failure() {
+            if ago < RECENT_WRITE_FAILURE {
+                return Err(format!(
+                    "storing deliveries failed {} s ago and nothing was stored since: {e}",
+                    ago.as_secs()
+                ));
+            }
+        }
+        Ok(())
     };
+    Check::from(checked.await)
+}
+
+/// `200 {"status":"ok",…}` when the database reads and writes and both APIs were
+/// reachable at the last probe (probes are reused for `health_ttl`, since they spend the
+/// same rate budget as real work); `503 {"status":"unhealthy",…}` naming what is not.
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let db = database_check(&app).await;
     let apis = {
         let mut cached = app.health.lock().await;
         match cached.as_ref() {

@@ -18,7 +18,8 @@
 //! - [`worker`]: claim → reconcile (the same code as `invite` and `sync`) → complete,
 //!   retry with jittered backoff, or dead-letter;
 //! - [`registrations`]: which handshakes to answer, and the cached webhook secrets;
-//! - [`http`]: the axum router; [`metrics`]: Prometheus; [`manage`]: `webhooks
+//! - [`http`]: the axum router; [`server`]: the connections under it (timeouts, a cap,
+//!   a bounded shutdown); [`metrics`]: Prometheus; [`manage`]: `webhooks
 //!   create|list|delete`;
 //! - [`admin`]: the status page under `/admin` (overview, dead letters with Replay, a
 //!   person's ledger), behind basic auth.
@@ -39,15 +40,17 @@ pub mod intake;
 pub mod manage;
 pub mod metrics;
 pub mod registrations;
+pub mod server;
 pub mod worker;
 pub mod writer;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bridge_core::record::{ReplicaId, StoreError};
 use bridge_core::Services;
+use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -212,13 +215,15 @@ async fn housekeeping(svc: Services, keep_done: Duration, cancel: CancellationTo
 }
 
 /// Registers the config file's webhooks as expected (once; their handshake is then
-/// answered whatever their age) and warns about registrations no rule covers.
+/// answered only before their `handshake_until`) and warns about registrations no rule
+/// covers.
 async fn prepare_registrations(
     cfg: &ServeConfig,
     svc: &Services,
-) -> Result<HashSet<String>, ServiceError> {
-    let mut configured = HashSet::new();
-    for (id, project) in &cfg.configured_webhooks {
+) -> Result<HashMap<String, Option<DateTime<Utc>>>, ServiceError> {
+    let mut configured = HashMap::new();
+    for hook in &cfg.configured_webhooks {
+        let (id, project) = (&hook.id, &hook.project);
         if id.is_empty()
             || id.len() > 64
             || !id
@@ -229,22 +234,36 @@ async fn prepare_registrations(
                 "[[serve.webhooks]] id {id:?}: use 1-64 letters, digits, '-' or '_'"
             )));
         }
-        if svc.store.webhook(id).await?.is_none() {
-            // Another replica starting at the same time may write it first.
-            match svc
-                .store
-                .expect_webhook(
-                    id,
-                    project,
-                    &format!("(configured){}{id}", manage::WEBHOOK_PATH),
-                )
-                .await
-            {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
+        let has_secret = match svc.store.webhook(id).await? {
+            Some(reg) => reg.secret.is_some(),
+            None => {
+                // Another replica starting at the same time may write it first.
+                match svc
+                    .store
+                    .expect_webhook(
+                        id,
+                        project,
+                        &format!("(configured){}{id}", manage::WEBHOOK_PATH),
+                    )
+                    .await
+                {
+                    Ok(()) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                false
+            }
+        };
+        if !has_secret {
+            match hook.handshake_until {
+                Some(until) if until > Utc::now() => {
+                    tracing::info!(webhook = %id, until = %until.to_rfc3339(), "hand-listed webhook: its handshake is accepted until then")
+                }
+                _ => {
+                    tracing::warn!(webhook = %id, "hand-listed webhook without a handshake yet, and no open window: set [[serve.webhooks]] handshake_until to a time shortly ahead, restart, then create the webhook at Asana")
+                }
             }
         }
-        configured.insert(id.clone());
+        configured.insert(id.clone(), hook.handshake_until);
     }
     for reg in svc.store.webhooks().await? {
         if !cfg.has_rules_for(&reg.project_gid) {
@@ -258,8 +277,9 @@ async fn prepare_registrations(
 /// handshakes, `/healthz`, `/metrics`, the group-commit writer and the workers.
 ///
 /// On shutdown it stops accepting connections, answers the requests in flight (their jobs
-/// are committed), lets running jobs finish for `shutdown_grace`, releases the rest to the
-/// queue, and returns. It does not close `svc.store`: the caller owns it.
+/// are committed), lets running jobs and open connections finish for `shutdown_grace`,
+/// releases the rest of the jobs to the queue, closes the rest of the connections, and
+/// returns. It does not close `svc.store`: the caller owns it.
 pub async fn serve(
     cfg: ServeConfig,
     svc: Services,
@@ -282,9 +302,20 @@ pub async fn serve(
         engine.cfg.clone(),
     ));
     let router = http::router(app);
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let limits = server::Limits {
+        header_read_timeout: engine.cfg.header_read_timeout,
+        keep_alive_timeout: engine.cfg.keep_alive_timeout,
+        max_connections: engine.cfg.max_connections,
+        grace: engine.cfg.shutdown_grace,
+    };
+    let served = server::run(
+        listener,
+        router,
+        limits,
+        engine.metrics.connections_open.clone(),
+        shutdown.clone(),
+    )
+    .await;
     // A failed server still ends the workers cleanly.
     shutdown.cancel();
     engine.finish().await;

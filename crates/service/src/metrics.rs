@@ -32,10 +32,14 @@ pub struct Metrics {
     pub deliveries_rejected: Family<Label1, Counter>,
     /// Events found in accepted deliveries and Events API pages, by `source`.
     pub events_received: Family<Label1, Counter>,
+    /// Events of signed deliveries that did not have Asana's shape and were skipped.
+    pub events_malformed: Counter,
     /// Jobs offered to the queue, by `result` (`new`, `duplicate`).
     pub jobs_enqueued: Family<Label1, Counter>,
     /// Jobs per state, read from the database at scrape time.
     pub queue_depth: Family<Label1, Gauge>,
+    /// HTTP connections open now (at most `max_connections`).
+    pub connections_open: Gauge,
     /// Reconcile outcomes, by `target` (`portal`, `room`, `project`) and `outcome`.
     pub actions: Family<Label2, Counter>,
     /// How job attempts ended, by `result` (`done`, `retry`, `dead`, `released`).
@@ -80,8 +84,10 @@ impl Metrics {
             deliveries_rejected: Family::default(),
             last_hour: Default::default(),
             events_received: Family::default(),
+            events_malformed: Counter::default(),
             jobs_enqueued: Family::default(),
             queue_depth: Family::default(),
+            connections_open: Gauge::default(),
             actions: Family::default(),
             jobs_finished: Family::default(),
             api_requests: Family::default(),
@@ -113,6 +119,11 @@ impl Metrics {
             m.events_received.clone(),
         );
         registry.register(
+            "events_malformed",
+            "Events of signed deliveries skipped because they do not have Asana's shape",
+            m.events_malformed.clone(),
+        );
+        registry.register(
             "jobs_enqueued",
             "Jobs offered to the queue, by result (new or duplicate)",
             m.jobs_enqueued.clone(),
@@ -121,6 +132,11 @@ impl Metrics {
             "queue_depth",
             "Jobs in the queue, by state",
             m.queue_depth.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "HTTP connections open now",
+            m.connections_open.clone(),
         );
         registry.register(
             "actions",

@@ -6,20 +6,28 @@
 //! then sign deliveries of their choosing with a secret they picked (n8n's lesson, PR
 //! #37311). So we echo only for a registration we are *expecting*: one that
 //! `webhooks create` wrote to the state database moments ago (within the handshake
-//! window), or one listed in the config file; and only once, while it has no secret yet.
-//! The secret is stored durably before the echo, so a restart cannot lose it.
+//! window), or one listed in the config file whose `handshake_until` has not passed; and
+//! only once, while it has no secret yet. The secret is stored durably before the echo, so
+//! a restart cannot lose it.
+//!
+//! A hand-listed id has no `webhooks create` moment to count from, and accepting its
+//! first handshake whenever it comes would hand it to whoever guesses or reads the URL
+//! first (they register their secret, Asana's real handshake is refused, their signed
+//! deliveries are accepted). Its secret cannot be written into the config instead: Asana
+//! generates it and sends it only in the handshake. So the admin opens the window
+//! explicitly, with an expiry, right before creating the webhook.
 //!
 //! **Secrets.** Every delivery needs its registration's secret. Reading the database per
 //! request would put a query on the hot path, so secrets are cached in memory once read;
 //! a handshake drops the cache entry, and entries expire after a while so a registration
 //! deleted by another process (`webhooks delete`) stops being accepted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bridge_core::record::{Store, StoreError};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::intake::webhook::WebhookSecret;
 
@@ -61,6 +69,9 @@ pub enum HandshakeRefused {
     /// `webhooks create` registered the id too long ago.
     #[error("the handshake window for this registration has passed")]
     Expired,
+    /// A hand-listed id whose `handshake_until` is unset or has passed.
+    #[error("no handshake window is open for this hand-listed registration (set [[serve.webhooks]] handshake_until and restart)")]
+    Closed,
     /// The header value cannot be a secret.
     #[error("X-Hook-Secret is empty, too long or not printable ASCII")]
     InvalidSecret,
@@ -76,6 +87,7 @@ impl HandshakeRefused {
             HandshakeRefused::Unknown => "handshake_unknown",
             HandshakeRefused::NotExpecting => "handshake_not_expecting",
             HandshakeRefused::Expired => "handshake_expired",
+            HandshakeRefused::Closed => "handshake_closed",
             HandshakeRefused::InvalidSecret => "handshake_invalid",
             HandshakeRefused::Store(_) => "store_error",
         }
@@ -92,7 +104,7 @@ pub struct Registrations {
     store: Arc<dyn Store>,
     cache: RwLock<HashMap<String, Cached>>,
     window: Duration,
-    configured: HashSet<String>,
+    configured: HashMap<String, Option<DateTime<Utc>>>,
 }
 
 impl std::fmt::Debug for Registrations {
@@ -106,11 +118,12 @@ impl std::fmt::Debug for Registrations {
 
 impl Registrations {
     /// `window`: how long after `webhooks create` wrote an id its handshake is accepted.
-    /// `configured`: ids from the config file, accepted regardless of age.
+    /// `configured`: ids from the config file with the end of their handshake window
+    /// (`None`: closed), which replaces the age check for them.
     pub fn new(
         store: Arc<dyn Store>,
         window: Duration,
-        configured: HashSet<String>,
+        configured: HashMap<String, Option<DateTime<Utc>>>,
     ) -> Registrations {
         Registrations {
             store,
@@ -170,11 +183,19 @@ impl Registrations {
         if reg.state != "expecting" || reg.secret.is_some() {
             return Err(HandshakeRefused::NotExpecting);
         }
-        if !self.configured.contains(id) {
-            let age = Utc::now().signed_duration_since(reg.created_at);
-            let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
-            if age > window {
-                return Err(HandshakeRefused::Expired);
+        match self.configured.get(id) {
+            Some(until) => {
+                if !until.is_some_and(|until| Utc::now() <= until) {
+                    return Err(HandshakeRefused::Closed);
+                }
+            }
+            None => {
+                let age = Utc::now().signed_duration_since(reg.created_at);
+                let window =
+                    chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
+                if age > window {
+                    return Err(HandshakeRefused::Expired);
+                }
             }
         }
         if !self.store.store_webhook_secret(id, secret).await? {

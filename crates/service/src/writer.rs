@@ -141,12 +141,17 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
+/// The last group commit that failed, while nothing has been committed since: what
+/// `/healthz` reports about writes beside its own probe.
+type LastFailure = Arc<std::sync::Mutex<Option<(Instant, String)>>>;
+
 /// The handle handlers and pollers enqueue through. Cheap to clone. The writer stops once
 /// every handle is dropped and everything already sent is committed.
 #[derive(Clone)]
 pub struct Intake {
     tx: mpsc::Sender<Submission>,
     backlog: Backlog,
+    failed: LastFailure,
 }
 
 impl std::fmt::Debug for Intake {
@@ -180,6 +185,15 @@ impl Intake {
     pub fn backlog(&self) -> Backlog {
         self.backlog.clone()
     }
+
+    /// How long ago the last group commit failed and why, if none succeeded since.
+    pub fn last_failure(&self) -> Option<(Duration, String)> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(at, e)| (at.elapsed(), e.clone()))
+    }
 }
 
 /// Starts the writer. `max_batch` bounds the jobs per transaction (a single submission
@@ -193,13 +207,29 @@ pub fn spawn(
     // time budget.
     let (tx, rx) = mpsc::channel(4096);
     let backlog = Backlog::default();
-    let task = tokio::spawn(run(rx, backlog.clone(), store, metrics, max_batch.max(1)));
-    (Intake { tx, backlog }, task)
+    let failed = LastFailure::default();
+    let task = tokio::spawn(run(
+        rx,
+        backlog.clone(),
+        failed.clone(),
+        store,
+        metrics,
+        max_batch.max(1),
+    ));
+    (
+        Intake {
+            tx,
+            backlog,
+            failed,
+        },
+        task,
+    )
 }
 
 async fn run(
     mut rx: mpsc::Receiver<Submission>,
     backlog: Backlog,
+    failed: LastFailure,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     max_batch: usize,
@@ -225,6 +255,10 @@ async fn run(
         }
         let started = Instant::now();
         let result = store.enqueue(&jobs).await;
+        *failed.lock().unwrap_or_else(|e| e.into_inner()) = result
+            .as_ref()
+            .err()
+            .map(|e| (Instant::now(), e.to_string()));
         // Before the answers (the store woke the workers at its commit).
         backlog.done(batch.len());
         Metrics::observe(&metrics.commit_seconds, started.elapsed());

@@ -140,8 +140,17 @@ pub async fn run(g: &Global, a: ConfigArgs) -> anyhow::Result<u8> {
             "max_body_bytes": c.max_body_bytes,
             "handshake_window_secs": c.handshake_window.as_secs(),
             "shutdown_grace_secs": c.shutdown_grace.as_secs(),
+            "header_read_timeout_secs": c.header_read_timeout.as_secs(),
+            "body_timeout_secs": c.body_timeout.as_secs(),
+            "keep_alive_timeout_secs": c.keep_alive_timeout.as_secs(),
+            "max_connections": c.max_connections,
+            "max_events_per_delivery": c.max_events_per_delivery,
             "webhooks": c.configured_webhooks.iter()
-                .map(|(id, project)| json!({"id": id, "project": project}))
+                .map(|h| json!({
+                    "id": h.id,
+                    "project": h.project,
+                    "handshake_until": h.handshake_until.map(|t| t.to_rfc3339()),
+                }))
                 .collect::<Vec<_>>(),
         })),
         "admin": serve.as_ref().map(|c| json!({

@@ -14,6 +14,8 @@ mod replicas;
 mod retries;
 mod secrets;
 #[cfg(unix)]
+mod serve_faults;
+#[cfg(unix)]
 mod serve_sigkill;
 mod state_migrate;
 mod sync;

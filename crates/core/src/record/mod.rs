@@ -592,6 +592,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     // --- health
     /// Cheap round trip to the database, for `/healthz`.
     async fn ping(&self) -> Result<()>;
+    /// Commits one tiny write, for `/healthz`: a read ping answers fine while the disk is
+    /// full or another process holds the write lock, and then nothing can be stored. The
+    /// default is [`Store::ping`], for a backend that has no cheaper honest probe.
+    async fn probe_write(&self) -> Result<()> {
+        self.ping().await
+    }
     /// Closes the connections (graceful shutdown). Later calls fail.
     async fn close(&self);
 }

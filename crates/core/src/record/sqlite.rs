@@ -10,6 +10,13 @@
 //! busy timeout; multi-statement write transactions start with `BEGIN IMMEDIATE` so they take
 //! the write lock up front instead of failing on a lock upgrade. Single write statements
 //! (`claim` is one `UPDATE … RETURNING`) are atomic by themselves.
+//!
+//! A write connection whose transaction state is unknown is never reused: SQLite rolls a
+//! transaction back by itself after `SQLITE_FULL` or an I/O error, the `ROLLBACK` sqlx then
+//! sends fails ("no transaction is active"), and sqlx would go on counting the transaction
+//! as open and refuse every later `BEGIN` on that connection ("attempted to call begin_with
+//! at non-zero transaction depth") until a restart. `discard_unsettled` closes such a
+//! connection when it goes back to the pool, and the pool opens a fresh one.
 
 use std::{
     path::Path,
@@ -26,7 +33,7 @@ use sqlx::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
         SqliteSynchronous,
     },
-    Row,
+    Connection, Row,
 };
 
 use std::sync::Arc;
@@ -83,7 +90,7 @@ impl SqliteStore {
         };
         let deadline = Instant::now() + BUSY_TIMEOUT;
         let write = loop {
-            let res = SqlitePoolOptions::new()
+            let res = discard_unsettled(SqlitePoolOptions::new())
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
@@ -130,6 +137,7 @@ impl SqliteStore {
     /// A private in-memory database (one connection, kept open while the store lives).
     pub async fn open_in_memory() -> Result<Self> {
         let opts = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        // Not `discard_unsettled`: closing the one connection would drop the database.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -151,6 +159,24 @@ impl SqliteStore {
     pub(super) fn reader(&self) -> &SqlitePool {
         &self.read
     }
+}
+
+/// Pool options that close a connection coming back still inside a transaction, instead
+/// of handing it to the next caller (see the module docs: after `SQLITE_FULL` or an I/O
+/// error its `ROLLBACK` may have failed, and every later `BEGIN` on it would too). The
+/// ping first lets any rollback a dropped transaction queued run: the connection's
+/// commands are worked in order.
+fn discard_unsettled(opts: SqlitePoolOptions) -> SqlitePoolOptions {
+    opts.after_release(|conn, _| {
+        Box::pin(async move {
+            conn.ping().await?;
+            if conn.is_in_transaction() {
+                tracing::warn!("a state database connection is still inside a transaction after an error; closing it");
+                return Ok(false);
+            }
+            Ok(true)
+        })
+    })
 }
 
 /// Creates the parent folders and the file (owner-only on Unix: it holds webhook secrets).
@@ -999,8 +1025,57 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn probe_write(&self) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO write_probe (id, at) VALUES (1, ?) \
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(now_ms())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::JobKind;
+
+    fn job(key: &str) -> NewJob {
+        NewJob {
+            kind: JobKind::Task,
+            resource_gid: "1201".into(),
+            project_gid: Some("99".into()),
+            dedupe_key: key.into(),
+            payload: JobPayload::from_source(Source::Webhook),
+        }
+    }
+
+    /// The state a full disk leaves: SQLite ended the transaction on its own, so the
+    /// `ROLLBACK` of the dropped sqlx transaction fails and sqlx still counts it as open.
+    /// Here SQLite is made to end it with a `ROLLBACK` of its own, which is the same state
+    /// without needing a disk that fills up (the fault suite does that too).
+    #[tokio::test]
+    async fn a_write_connection_left_inside_a_transaction_does_not_refuse_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("state.db"))
+            .await
+            .unwrap();
+        {
+            let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await.unwrap();
+            sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+            assert!(tx.is_in_transaction(), "sqlx does not know");
+        }
+        for key in ["a", "b"] {
+            assert_eq!(store.enqueue(&[job(key)]).await.unwrap(), vec![true]);
+        }
+        assert_eq!(store.queue_depth().await.unwrap().queued, 2);
+        store.probe_write().await.unwrap();
     }
 }

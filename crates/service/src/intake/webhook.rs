@@ -144,6 +144,12 @@ impl Verified {
         WebhookDelivery::from_slice(&self.0)
     }
 
+    /// Decodes `{"events":[…]}` event by event: an event that does not fit is set aside
+    /// rather than failing the others ([`WebhookDelivery::from_slice_lenient`]).
+    pub fn parse_lenient(&self) -> Result<asana_api::Lenient, asana_api::Error> {
+        WebhookDelivery::from_slice_lenient(&self.0)
+    }
+
     /// The raw body.
     pub fn bytes(&self) -> &Bytes {
         &self.0

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use asana_api::Gid;
+use bridge_service::config::ConfiguredHook;
 use bridge_service::manage;
 
 use crate::support::{eventually, Options, TestApp};
@@ -65,7 +66,11 @@ async fn handshake_window_expires_and_configured_ids_are_expected() {
         tweak: Some(Box::new(|c| {
             // Long enough for the first handshake on a loaded CI machine.
             c.handshake_window = Duration::from_millis(1500);
-            c.configured_webhooks = vec![("configured-hook".into(), "1".into())];
+            c.configured_webhooks = vec![ConfiguredHook {
+                id: "configured-hook".into(),
+                project: "1".into(),
+                handshake_until: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+            }];
         })),
         ..Options::default()
     })
@@ -98,7 +103,7 @@ async fn handshake_window_expires_and_configured_ids_are_expected() {
         .secret
         .is_none());
 
-    // A registration from the config file is expected whatever its age, but only once.
+    // A registration from the config file is expected until its handshake_until, once.
     let r = app.handshake("configured-hook", "s3").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-hook-secret"], "s3");
@@ -165,4 +170,48 @@ async fn webhooks_list_shows_asanas_health_fields_and_delete_forgets_the_secret(
         .await
         .unwrap();
     assert!(!d.asana && !d.local);
+}
+
+#[tokio::test]
+async fn a_hand_listed_id_takes_a_handshake_only_inside_the_window_its_admin_opened() {
+    let hook = |id: &str, until: Option<chrono::DateTime<chrono::Utc>>| ConfiguredHook {
+        id: id.into(),
+        project: "1".into(),
+        handshake_until: until,
+    };
+    let now = chrono::Utc::now();
+    let app = TestApp::start_with(Options {
+        tweak: Some(Box::new(move |c| {
+            c.configured_webhooks = vec![
+                hook("never-opened", None),
+                hook("window-passed", Some(now - chrono::Duration::seconds(1))),
+                hook("window-open", Some(now + chrono::Duration::hours(1))),
+            ];
+        })),
+        ..Options::default()
+    })
+    .await;
+
+    // A stranger who knows (or guesses) a hand-listed id cannot register a secret for it
+    // while no window is open, whatever the registration's age.
+    for id in ["never-opened", "window-passed"] {
+        let r = app.handshake(id, "strangers-secret").await;
+        assert_eq!(r.status(), 403, "{id}");
+        assert!(r.headers().get("x-hook-secret").is_none(), "{id}");
+        let reg = app.svc.store.webhook(id).await.unwrap().unwrap();
+        assert!(reg.secret.is_none(), "{id}: a secret was stored");
+    }
+    // So a stranger's signed delivery has nothing to verify against.
+    let body = crate::support::assignee_delivery("1", "2", "2024-05-01T10:00:00.000Z");
+    let sig = crate::support::sign("strangers-secret", &body);
+    let r = app.post_delivery("never-opened", body, Some(&sig)).await;
+    assert_eq!(r.status(), 401);
+
+    // The admin opened a window for this one: Asana's handshake inside it is answered.
+    let r = app.handshake("window-open", "asanas-secret").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-hook-secret"], "asanas-secret");
+    assert_eq!(app.secret("window-open").await, "asanas-secret");
+    let m = app.metrics().await;
+    assert!(m.contains("reason=\"handshake_closed\"} 2"), "{m}");
 }

@@ -5,6 +5,8 @@
 mod admin;
 mod browser;
 mod dedupe;
+mod faults;
+mod faulty_store;
 mod handshake;
 mod health_metrics;
 mod overlap;

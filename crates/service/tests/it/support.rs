@@ -2,11 +2,12 @@
 //! port-0 listener. Each test builds its own, so tests run in parallel.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use asana_api::Gid;
 use bridge_core::config::Rule;
-use bridge_core::record::{self, HistoryFilter, LedgerEntry, QueueDepth};
+use bridge_core::record::{self, HistoryFilter, LedgerEntry, QueueDepth, Store};
 use bridge_core::Services;
 use bridge_service::{manage, ServeConfig, ServiceError};
 use bridge_sim::seed::{DEMO_ASANA_TOKEN, DEMO_DOCSPACE_KEY};
@@ -87,6 +88,22 @@ pub async fn services(
     docspace: &DocSpaceSim,
     dir: &tempfile::TempDir,
 ) -> Services {
+    services_at(
+        asana,
+        docspace,
+        &dir.path().join("state.db"),
+        Duration::from_secs(10),
+    )
+    .await
+}
+
+/// [`services`] with the state database at `state` and DocSpace's client timeout.
+pub async fn services_at(
+    asana: &AsanaSim,
+    docspace: &DocSpaceSim,
+    state: &std::path::Path,
+    docspace_timeout: Duration,
+) -> Services {
     let mut a =
         asana_api::Config::new(&asana.base_url(), DEMO_ASANA_TOKEN.to_string().into()).unwrap();
     a.requests_per_minute = 100_000;
@@ -98,10 +115,8 @@ pub async fn services(
             .unwrap();
     d.backoff_base = Duration::from_millis(5);
     d.max_retries = 2;
-    d.timeout = Duration::from_secs(10);
-    let store = record::open(dir.path().join("state.db").to_str().unwrap())
-        .await
-        .unwrap();
+    d.timeout = docspace_timeout;
+    let store = record::open(state.to_str().unwrap()).await.unwrap();
     Services::new(
         asana_api::Client::new(a).unwrap(),
         docspace_api::Client::new(d).unwrap(),
@@ -125,12 +140,21 @@ pub struct TestApp {
 /// A change to the test config, applied after the rules are filled in.
 pub type Tweak = Box<dyn FnOnce(&mut ServeConfig) + Send>;
 
+/// Wraps the state store the service gets (a fault hook).
+pub type WrapStore = Box<dyn FnOnce(Arc<dyn Store>) -> Arc<dyn Store> + Send>;
+
 #[derive(Default)]
 pub struct Options {
     pub asana: AsanaSimOptions,
     /// Changes to the test config (rules are filled in first).
     pub tweak: Option<Tweak>,
     pub docspace_world: Option<DocSpaceWorld>,
+    /// Where the state database lives (default: `state.db` in the test's temp dir).
+    pub state: Option<std::path::PathBuf>,
+    /// Wraps the store the service (and the test, through `svc`) uses.
+    pub wrap_store: Option<WrapStore>,
+    /// DocSpace's client timeout (default 10 s).
+    pub docspace_timeout: Option<Duration>,
 }
 
 impl TestApp {
@@ -148,7 +172,17 @@ impl TestApp {
         .await
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let svc = services(&asana, &docspace, &dir).await;
+        let state = opts.state.unwrap_or_else(|| dir.path().join("state.db"));
+        let mut svc = services_at(
+            &asana,
+            &docspace,
+            &state,
+            opts.docspace_timeout.unwrap_or(Duration::from_secs(10)),
+        )
+        .await;
+        if let Some(wrap) = opts.wrap_store {
+            svc.store = wrap(svc.store);
+        }
         let mut cfg = test_config(vec![rule(&ids.project)]);
         if let Some(t) = opts.tweak {
             t(&mut cfg);
