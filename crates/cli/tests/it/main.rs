@@ -9,12 +9,15 @@ mod harness;
 mod invite;
 mod operators;
 mod overlap;
+#[cfg(unix)]
+mod replicas;
 mod retries;
 mod secrets;
 #[cfg(unix)]
 mod serve_faults;
 #[cfg(unix)]
 mod serve_sigkill;
+mod state_migrate;
 mod sync;
 mod sync_flow;
 mod sync_reliability;
