@@ -34,8 +34,13 @@ pub struct Global {
         value_name = "FILE"
     )]
     pub config: Option<PathBuf>,
-    /// State database: a SQLite path.
-    #[arg(long, global = true, env = "ASANA_DOCSPACE_STATE", value_name = "PATH")]
+    /// State database: a SQLite path, or postgres://user@host/db for several replicas.
+    #[arg(
+        long,
+        global = true,
+        env = "ASANA_DOCSPACE_STATE",
+        value_name = "PATH|URL"
+    )]
     pub state: Option<String>,
     /// Asana API base URL [default: https://app.asana.com/api/1.0].
     #[arg(long, global = true, env = "ASANA_BASE_URL", value_name = "URL")]
@@ -94,6 +99,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Check the configuration file and show the effective configuration.
     Config(ConfigArgs),
+    /// Manage the state database (move a SQLite state to PostgreSQL).
+    State(StateArgs),
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to complete for.
@@ -119,6 +126,25 @@ pub enum ConfigCommand {
         /// Also check that both credentials work and that each rule's room exists.
         #[arg(long)]
         online: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(subcommand)]
+    pub command: StateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Copy the current SQLite state (ledger, queue, webhook registrations and secrets,
+    /// sync tokens and marks) into a PostgreSQL database, for running several replicas.
+    /// Idempotent: a rerun copies nothing twice. Stop serve/watch on the SQLite state first.
+    Migrate {
+        /// The PostgreSQL database to copy into (postgres://user@host:5432/db; it must
+        /// exist, its tables are created).
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 

@@ -95,6 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Watch(a) => commands::watch::run(g, a).await,
         Command::Replay(a) => commands::replay::run(g, a).await,
         Command::Config(a) => commands::config::run(g, a).await,
+        Command::State(a) => commands::state::run(g, a).await,
         Command::Completions { shell } => commands::docs::completions(shell),
         Command::Man => commands::docs::man(),
     }

@@ -138,7 +138,8 @@ pub async fn store(g: &Global, file: &FileConfig) -> anyhow::Result<Arc<dyn Stor
     let location = state_location(g, file);
     record::open(&location).await.map_err(|e| {
         usage(format!(
-            "state database {location}: {e} (set ASANA_DOCSPACE_STATE to a writable path)"
+            "state database {}: {e} (set ASANA_DOCSPACE_STATE to a writable path or a reachable postgres://… URL)",
+            record::display_location(&location)
         ))
     })
 }

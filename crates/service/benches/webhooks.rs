@@ -5,7 +5,16 @@
 //! cargo bench -p bridge-service --bench webhooks -- --deliveries 50000 --concurrency 128
 //! cargo bench -p bridge-service --bench webhooks -- --skip-intake --rate 50
 //! cargo bench -p bridge-service --bench webhooks -- --skip-invite --intake held
+//! cargo bench -p bridge-service --bench webhooks -- --backends sqlite,pg2
 //! ```
+//!
+//! **Backends.** Every measurement runs once per entry of `--backends` (default
+//! `sqlite,pg1,pg2`): `sqlite` is one service on a SQLite file; `pg1` one service and `pg2`
+//! two replicas (two `bridge_service::serve`s, each with its own listener and connection
+//! pool, in this process) on a fresh PostgreSQL database on the server named by
+//! `ASANA_DOCSPACE_TEST_POSTGRES` (as the tests; `.cargo/config.toml` sets the local one).
+//! With two replicas the load generator sends delivery *i* to replica *i mod 2*, as a
+//! round-robin load balancer would, and the `/metrics` of both are added up.
 //!
 //! Everything runs in this one process, on one multi-threaded tokio runtime (a worker
 //! thread per core): `bridge_service::serve` on a port-0 loopback listener with a fresh
@@ -52,6 +61,7 @@ use bridge_core::record;
 use bridge_core::Services;
 use bridge_service::{ServeConfig, ServiceError};
 use bridge_sim::docspace::InviteOutcome;
+use bridge_sim::postgres::TestDatabase;
 use bridge_sim::seed::{DEMO_ASANA_TOKEN, DEMO_DOCSPACE_KEY};
 use bridge_sim::{
     AsanaSim, AsanaSimOptions, AsanaWorld, DocSpaceSim, DocSpaceSimOptions, DocSpaceWorld,
@@ -67,7 +77,25 @@ const HOOK_SECRET: &str = "0123456789abcdef0123456789abcdef";
 /// One hour: "the Asana API does not answer" for as long as a run lasts.
 const STALL: Duration = Duration::from_secs(3600);
 
+/// Where the state lives and how many replicas serve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres { replicas: usize },
+}
+
+impl Backend {
+    fn label(self) -> String {
+        match self {
+            Backend::Sqlite => "SQLite".into(),
+            Backend::Postgres { replicas: 1 } => "Postgres, 1 replica".into(),
+            Backend::Postgres { replicas } => format!("Postgres, {replicas} replicas"),
+        }
+    }
+}
+
 struct Opts {
+    backends: Vec<Backend>,
     deliveries: usize,
     concurrency: usize,
     warmup: usize,
@@ -85,6 +113,11 @@ struct Opts {
 
 fn parse_args() -> Opts {
     let mut o = Opts {
+        backends: vec![
+            Backend::Sqlite,
+            Backend::Postgres { replicas: 1 },
+            Backend::Postgres { replicas: 2 },
+        ],
         deliveries: 20_000,
         concurrency: 64,
         warmup: 1_000,
@@ -136,12 +169,23 @@ fn parse_args() -> Opts {
                 "both" => {}
                 v => panic!("--intake takes held, on or both, not {v:?}"),
             },
+            "--backends" => {
+                o.backends = value(&a)
+                    .split(',')
+                    .map(|b| match b {
+                        "sqlite" => Backend::Sqlite,
+                        "pg1" => Backend::Postgres { replicas: 1 },
+                        "pg2" => Backend::Postgres { replicas: 2 },
+                        v => panic!("--backends takes sqlite, pg1 and pg2, not {v:?}"),
+                    })
+                    .collect()
+            }
             "--skip-intake" => o.skip_intake = true,
             "--skip-invite" => o.skip_invite = true,
             other => panic!(
                 "unknown argument {other:?}; use --deliveries N --concurrency C --warmup W \
                  --intake held|on|both --invites M --rate R --latencies A/D,... --workers K \
-                 --skip-intake --skip-invite"
+                 --backends sqlite,pg1,pg2 --skip-intake --skip-invite"
             ),
         }
     }
@@ -187,12 +231,15 @@ struct Bench {
     docspace: Arc<DocSpaceSim>,
     ids: Ids,
     svc: Services,
-    url: String,
+    /// One delivery URL per replica.
+    urls: Vec<String>,
     http: reqwest::Client,
     shutdown: CancellationToken,
-    server: JoinHandle<Result<(), ServiceError>>,
-    db: std::path::PathBuf,
+    servers: Vec<JoinHandle<Result<(), ServiceError>>>,
+    /// The state location (a SQLite path or a Postgres URL).
+    location: String,
     _dir: tempfile::TempDir,
+    _pg: Option<TestDatabase>,
 }
 
 impl Bench {
@@ -203,6 +250,7 @@ impl Bench {
         docspace_world: DocSpaceWorld,
         workers: Option<usize>,
         concurrency: usize,
+        backend: Backend,
     ) -> Bench {
         let asana = AsanaSim::start(asana_world, AsanaSimOptions::default())
             .await
@@ -211,7 +259,17 @@ impl Bench {
             .await
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("state.db");
+        let (location, pg, replicas) = match backend {
+            Backend::Sqlite => (
+                dir.path().join("state.db").to_string_lossy().into_owned(),
+                None,
+                1,
+            ),
+            Backend::Postgres { replicas } => {
+                let db = TestDatabase::create().await;
+                (db.url().to_string(), Some(db), replicas)
+            }
+        };
         let mut a =
             asana_api::Config::new(&asana.base_url(), DEMO_ASANA_TOKEN.to_string().into()).unwrap();
         a.requests_per_minute = 1_000_000;
@@ -220,7 +278,7 @@ impl Bench {
         let d =
             docspace_api::Config::new(&docspace.base_url(), DEMO_DOCSPACE_KEY.to_string().into())
                 .unwrap();
-        let store = record::open(db.to_str().unwrap()).await.unwrap();
+        let store = record::open(&location).await.unwrap();
         store
             .expect_webhook(
                 HOOK_ID,
@@ -237,11 +295,9 @@ impl Bench {
             .activate_webhook(HOOK_ID, "1209999999999999")
             .await
             .unwrap();
-        let svc = Services::new(
-            asana_api::Client::new(a).unwrap(),
-            docspace_api::Client::new(d).unwrap(),
-            store,
-        );
+        let asana_client = asana_api::Client::new(a).unwrap();
+        let docspace_client = docspace_api::Client::new(d).unwrap();
+        let svc = Services::new(asana_client.clone(), docspace_client.clone(), store);
         let mut cfg = ServeConfig {
             rules: vec![Rule {
                 project: Gid::parse(&ids.project).unwrap(),
@@ -258,18 +314,32 @@ impl Bench {
         }
         // Only shortens the bench's stops (held workers are released after it).
         cfg.shutdown_grace = Duration::from_millis(200);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/webhooks/asana/{HOOK_ID}",
-            listener.local_addr().unwrap()
-        );
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(bridge_service::serve(
-            cfg,
-            svc.clone(),
-            listener,
-            shutdown.clone(),
-        ));
+        let mut urls = Vec::new();
+        let mut servers = Vec::new();
+        for n in 0..replicas {
+            // Every replica has a connection pool of its own, as separate processes would.
+            let svc = if n == 0 {
+                svc.clone()
+            } else {
+                Services::new(
+                    asana_client.clone(),
+                    docspace_client.clone(),
+                    record::open(&location).await.unwrap(),
+                )
+            };
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            urls.push(format!(
+                "http://{}/webhooks/asana/{HOOK_ID}",
+                listener.local_addr().unwrap()
+            ));
+            servers.push(tokio::spawn(bridge_service::serve(
+                cfg.clone(),
+                svc,
+                listener,
+                shutdown.clone(),
+            )));
+        }
         let http = reqwest::Client::builder()
             .no_proxy()
             .http1_only()
@@ -282,31 +352,33 @@ impl Bench {
             docspace: Arc::new(docspace),
             ids,
             svc,
-            url,
+            urls,
             http,
             shutdown,
-            server,
-            db,
+            servers,
+            location,
             _dir: dir,
+            _pg: pg,
         }
     }
 
-    fn metrics_url(&self) -> String {
-        self.url
-            .replace(&format!("/webhooks/asana/{HOOK_ID}"), "/metrics")
-    }
-
+    /// Every replica's `/metrics`, to be added up.
     async fn metrics(&self) -> Metrics {
-        let text = self
-            .http
-            .get(self.metrics_url())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        Metrics(text)
+        let mut texts = Vec::new();
+        for url in &self.urls {
+            let url = url.replace(&format!("/webhooks/asana/{HOOK_ID}"), "/metrics");
+            let text = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            texts.push(text);
+        }
+        Metrics(texts)
     }
 
     /// Waits until nothing is queued or running (at most `limit`).
@@ -325,19 +397,22 @@ impl Bench {
         }
     }
 
-    /// Stops the service (releasing held jobs), then the simulators.
-    async fn stop(self) -> (Services, std::path::PathBuf, tempfile::TempDir) {
+    /// Stops the service (releasing held jobs), then the simulators. Returns what keeps
+    /// the state alive (drop it to delete the file or the database).
+    async fn stop(self) -> (Services, String, (tempfile::TempDir, Option<TestDatabase>)) {
         self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.server)
-            .await
-            .expect("serve did not stop within 30 s")
-            .unwrap()
-            .unwrap();
+        for server in self.servers {
+            tokio::time::timeout(Duration::from_secs(30), server)
+                .await
+                .expect("serve did not stop within 30 s")
+                .unwrap()
+                .unwrap();
+        }
         self.asana.shutdown().await;
         if let Ok(ds) = Arc::try_unwrap(self.docspace) {
             ds.shutdown().await;
         }
-        (self.svc, self.db, self._dir)
+        (self.svc, self.location, (self._dir, self._pg))
     }
 }
 
@@ -377,9 +452,10 @@ async fn post(http: &reqwest::Client, url: &str, body: &(Bytes, String)) -> u16 
 
 /// Sends every body over `concurrency` connections as fast as answers come back.
 /// Returns the wall time and each request's time to its answer; panics on a non-200.
+/// Sends every body, delivery `i` to `urls[i % urls.len()]` (a round-robin balancer).
 async fn blast(
     http: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     bodies: Arc<Vec<(Bytes, String)>>,
     concurrency: usize,
 ) -> (Duration, Vec<Duration>) {
@@ -387,8 +463,8 @@ async fn blast(
     let started = Instant::now();
     let handles: Vec<JoinHandle<Vec<Duration>>> = (0..concurrency)
         .map(|_| {
-            let (http, url, bodies, next) =
-                (http.clone(), url.to_string(), bodies.clone(), next.clone());
+            let (http, urls, bodies, next) =
+                (http.clone(), urls.to_vec(), bodies.clone(), next.clone());
             tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(bodies.len() / concurrency + 1);
                 loop {
@@ -396,8 +472,9 @@ async fn blast(
                     let Some(body) = bodies.get(i) else {
                         return lat;
                     };
+                    let url = &urls[i % urls.len()];
                     let t = Instant::now();
-                    let status = post(&http, &url, body).await;
+                    let status = post(&http, url, body).await;
                     lat.push(t.elapsed());
                     assert_eq!(status, 200, "delivery {i} was answered {status}");
                 }
@@ -437,18 +514,23 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
-/// The service's `/metrics` text.
-struct Metrics(String);
+/// The `/metrics` text of every replica.
+struct Metrics(Vec<String>);
 
 impl Metrics {
+    /// The sum over the replicas.
     fn value(&self, name: &str) -> f64 {
         self.0
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.rsplit_once(' ')?;
-                (k == name).then(|| v.parse().ok()).flatten()
+            .iter()
+            .map(|text| {
+                text.lines()
+                    .find_map(|l| {
+                        let (k, v) = l.rsplit_once(' ')?;
+                        (k == name).then(|| v.parse().ok()).flatten()
+                    })
+                    .unwrap_or(0.0)
             })
-            .unwrap_or(0.0)
+            .sum()
     }
 
     /// `(count, sum)` of a histogram.
@@ -470,6 +552,7 @@ impl Metrics {
 // 1. Intake
 
 struct IntakeRow {
+    backend: Backend,
     variant: &'static str,
     stored: u64,
     elapsed: Duration,
@@ -480,7 +563,7 @@ struct IntakeRow {
     after: String,
 }
 
-async fn intake(o: &Opts, hold_workers: bool) -> IntakeRow {
+async fn intake(o: &Opts, backend: Backend, hold_workers: bool) -> IntakeRow {
     // Ten tasks, their assignees already DocSpace members: a worked job re-reads the task,
     // looks the person up, and records `already_member`.
     let (world, ids) = asana_world(10, "member");
@@ -488,7 +571,7 @@ async fn intake(o: &Opts, hold_workers: bool) -> IntakeRow {
     for e in &ids.emails {
         ds.add_person(e, SimUserType::User, PersonState::Active);
     }
-    let bench = Bench::start(world, ids, ds, o.workers, o.concurrency).await;
+    let bench = Bench::start(world, ids, ds, o.workers, o.concurrency, backend).await;
     if hold_workers {
         bench.asana.set_latency(STALL);
     }
@@ -504,10 +587,10 @@ async fn intake(o: &Opts, hold_workers: bool) -> IntakeRow {
     let warmup = Arc::new(bodies[..o.warmup].to_vec());
     drop(bodies);
     if !warmup.is_empty() {
-        blast(&bench.http, &bench.url, warmup, o.concurrency).await;
+        blast(&bench.http, &bench.urls, warmup, o.concurrency).await;
     }
     let before = bench.metrics().await.commits();
-    let (elapsed, lat) = blast(&bench.http, &bench.url, measured, o.concurrency).await;
+    let (elapsed, lat) = blast(&bench.http, &bench.urls, measured, o.concurrency).await;
     let m = bench.metrics().await;
     let after_commits = m.commits();
     let new_jobs = m.value("asana_docspace_jobs_enqueued_total{result=\"new\"}") as u64;
@@ -517,14 +600,14 @@ async fn intake(o: &Opts, hold_workers: bool) -> IntakeRow {
     let commit_secs = after_commits.2 - before.2;
 
     let (stored, after) = if hold_workers {
-        let (svc, db, dir) = bench.stop().await;
+        let (svc, location, keep) = bench.stop().await;
         svc.store.close().await;
         drop(svc);
-        // Reopen the file: what is there is what was committed.
-        let store = record::open(db.to_str().unwrap()).await.unwrap();
+        // Reopen the database: what is there is what was committed.
+        let store = record::open(&location).await.unwrap();
         let d = store.queue_depth().await.unwrap();
         store.close().await;
-        drop(dir);
+        drop(keep);
         assert_eq!(
             d.queued + d.running,
             total as u64,
@@ -560,6 +643,7 @@ async fn intake(o: &Opts, hold_workers: bool) -> IntakeRow {
         )
     };
     IntakeRow {
+        backend,
         variant: if hold_workers {
             "workers held"
         } else {
@@ -579,6 +663,7 @@ async fn intake(o: &Opts, hold_workers: bool) -> IntakeRow {
 // 2. Delivery-to-invite
 
 struct InviteRow {
+    backend: Backend,
     asana_ms: u64,
     docspace_ms: u64,
     sent: usize,
@@ -617,10 +702,15 @@ fn watch_invites(
     })
 }
 
-async fn delivery_to_invite(o: &Opts, asana_ms: u64, docspace_ms: u64) -> InviteRow {
+async fn delivery_to_invite(
+    o: &Opts,
+    backend: Backend,
+    asana_ms: u64,
+    docspace_ms: u64,
+) -> InviteRow {
     // Every task is assigned to a person DocSpace has never seen.
     let (world, ids) = asana_world(o.invites, "new");
-    let bench = Bench::start(world, ids, DocSpaceWorld::new(), o.workers, 8).await;
+    let bench = Bench::start(world, ids, DocSpaceWorld::new(), o.workers, 8, backend).await;
     bench.asana.set_latency(Duration::from_millis(asana_ms));
     bench
         .docspace
@@ -637,7 +727,7 @@ async fn delivery_to_invite(o: &Opts, asana_ms: u64, docspace_ms: u64) -> Invite
     let mut sends: Vec<JoinHandle<(Instant, Duration)>> = Vec::with_capacity(o.invites);
     for (i, body) in bodies.into_iter().enumerate() {
         tokio::time::sleep_until(start + period * i as u32).await;
-        let (http, url) = (bench.http.clone(), bench.url.clone());
+        let (http, url) = (bench.http.clone(), bench.urls[i % bench.urls.len()].clone());
         sends.push(tokio::spawn(async move {
             let t = Instant::now();
             let status = post(&http, &url, &body).await;
@@ -686,6 +776,7 @@ async fn delivery_to_invite(o: &Opts, asana_ms: u64, docspace_ms: u64) -> Invite
     assert_eq!(d.dead, 0, "no job may fail: {d:?}");
     bench.stop().await;
     InviteRow {
+        backend,
         asana_ms,
         docspace_ms,
         sent: o.invites,
@@ -711,14 +802,17 @@ async fn main() {
     if !o.skip_intake {
         let mut rows = Vec::new();
         let variants = [(true, o.intake_held), (false, o.intake_on)];
-        for hold in variants.into_iter().filter(|v| v.1).map(|v| v.0) {
-            let row = intake(&o, hold).await;
-            eprintln!(
-                "intake ({}): {:.0} deliveries/s",
-                row.variant,
-                o.deliveries as f64 / row.elapsed.as_secs_f64()
-            );
-            rows.push(row);
+        for &backend in &o.backends {
+            for hold in variants.into_iter().filter(|v| v.1).map(|v| v.0) {
+                let row = intake(&o, backend, hold).await;
+                eprintln!(
+                    "intake ({}, {}): {:.0} deliveries/s",
+                    backend.label(),
+                    row.variant,
+                    o.deliveries as f64 / row.elapsed.as_secs_f64()
+                );
+                rows.push(row);
+            }
         }
         println!();
         println!(
@@ -726,11 +820,12 @@ async fn main() {
             o.deliveries, o.concurrency, o.warmup
         );
         println!();
-        println!("| workers | stored deliveries/s | time to 200 p50 | p99 | max | commits | jobs/commit | ms/commit | stored |");
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        println!("| state | workers | stored deliveries/s | time to 200 p50 | p99 | max | commits | jobs/commit | ms/commit | stored |");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
         for r in &rows {
             println!(
-                "| {} | {:.0} | {} ms | {} ms | {} ms | {:.0} | {:.1} | {:.2} | {} |",
+                "| {} | {} | {:.0} | {} ms | {} ms | {} ms | {:.0} | {:.1} | {:.2} | {} |",
+                r.backend.label(),
                 r.variant,
                 o.deliveries as f64 / r.elapsed.as_secs_f64(),
                 ms(r.lat.p50),
@@ -747,13 +842,16 @@ async fn main() {
 
     if !o.skip_invite {
         let mut rows = Vec::new();
-        for &(a, d) in &o.latencies {
-            let row = delivery_to_invite(&o, a, d).await;
-            eprintln!(
-                "delivery-to-invite (asana {a} ms, docspace {d} ms): p99 {} ms",
-                ms(row.to_invite.p99)
-            );
-            rows.push(row);
+        for &backend in &o.backends {
+            for &(a, d) in &o.latencies {
+                let row = delivery_to_invite(&o, backend, a, d).await;
+                eprintln!(
+                    "delivery-to-invite ({}, asana {a} ms, docspace {d} ms): p99 {} ms",
+                    backend.label(),
+                    ms(row.to_invite.p99)
+                );
+                rows.push(row);
+            }
         }
         println!();
         println!(
@@ -761,12 +859,13 @@ async fn main() {
             o.invites, o.rate
         );
         println!();
-        println!("| Asana latency | DocSpace latency | simulated path (A + 2D) | sent/s | to 200 p50 | p99 | to invite p50 | p99 | max | p99 target | mean job | invitations |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| state | Asana latency | DocSpace latency | simulated path (A + 2D) | sent/s | to 200 p50 | p99 | to invite p50 | p99 | max | p99 target | mean job | invitations |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in &rows {
             let path = r.asana_ms + 2 * r.docspace_ms;
             println!(
-                "| {} ms | {} ms | {} ms | {:.0} | {} ms | {} ms | {} ms | {} ms | {} ms | < {} ms | {:.1} ms | {}/{} |",
+                "| {} | {} ms | {} ms | {} ms | {:.0} | {} ms | {} ms | {} ms | {} ms | {} ms | < {} ms | {:.1} ms | {}/{} |",
+                r.backend.label(),
                 r.asana_ms,
                 r.docspace_ms,
                 path,

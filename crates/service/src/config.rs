@@ -328,7 +328,7 @@ impl Default for ServeConfig {
                 .map(|s| Duration::from_secs(*s))
                 .collect(),
             rate_limit_floor: Duration::from_secs(60),
-            lease: Duration::from_secs(120),
+            lease: Duration::from_secs(30),
             job_timeout: Duration::from_secs(300),
             resync_timeout: Duration::from_secs(3600),
             poll_interval: Duration::from_secs(1),
@@ -503,7 +503,7 @@ mod tests {
     fn serve_section_keys_parse_and_unknown_ones_are_refused() {
         let s = section(
             "listen = \"0.0.0.0:8080\"\nworkers = 2\nmax_attempts = 5\n\
-             retry_schedule_secs = [1, 2]\nlease_secs = 30\nmax_body_bytes = 65536\n\
+             retry_schedule_secs = [1, 2]\nlease_secs = 45\nmax_body_bytes = 65536\n\
              handshake_window_secs = 60\nshutdown_grace_secs = 3\n\
              header_read_timeout_secs = 4\nbody_timeout_secs = 5\nkeep_alive_timeout_secs = 6\n\
              max_connections = 7\nmax_events_per_delivery = 8\n\
@@ -532,7 +532,7 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(cfg.lease, Duration::from_secs(30));
+        assert_eq!(cfg.lease, Duration::from_secs(45));
         assert_eq!(
             (
                 cfg.header_read_timeout,

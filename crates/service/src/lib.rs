@@ -48,10 +48,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bridge_core::record::StoreError;
+use bridge_core::record::{ReplicaId, StoreError};
 use bridge_core::Services;
 use chrono::{DateTime, Utc};
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -75,18 +74,30 @@ pub enum ServiceError {
     Io(#[from] std::io::Error),
 }
 
-/// The parts `serve` and `watch` share: the writer, the workers and housekeeping.
+/// How long a replica counts as alive after its last heartbeat. Its jobs are taken over
+/// by the others (or by itself after a restart) once this has passed without one — long
+/// before their lease ends, so a SIGKILLed process's work resumes within seconds.
+pub const REPLICA_TTL: Duration = Duration::from_secs(6);
+/// How often a replica renews its registry row (a third of [`REPLICA_TTL`]).
+pub const REPLICA_BEAT: Duration = Duration::from_secs(2);
+
+/// The parts `serve` and `watch` share: the replica's registry row, the writer, the
+/// workers and housekeeping.
 struct Engine {
     intake: writer::Intake,
     writer: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
     housekeeping: JoinHandle<()>,
+    heartbeat: JoinHandle<()>,
     metrics: Arc<Metrics>,
     cfg: Arc<ServeConfig>,
+    svc: Services,
+    replica: ReplicaId,
 }
 
 impl Engine {
     async fn start(
+        role: &str,
         cfg: ServeConfig,
         svc: &Services,
         metrics: Arc<Metrics>,
@@ -105,14 +116,15 @@ impl Engine {
                 "resuming the queue"
             );
         }
-        let wake = Arc::new(Notify::new());
-        let (intake, writer) = writer::spawn(
-            svc.store.clone(),
-            metrics.clone(),
-            wake.clone(),
-            cfg.max_batch,
-        );
-        let pool = Workers::new(svc.clone(), cfg.clone(), metrics.clone(), wake);
+        let replica = ReplicaId::new();
+        let info = replica_info(role);
+        svc.store
+            .register_replica(&replica, &info, REPLICA_TTL)
+            .await?;
+        tracing::info!(replica = %replica, %info, "registered in the replica registry");
+        let heartbeat = tokio::spawn(beat(svc.clone(), replica.clone(), info));
+        let (intake, writer) = writer::spawn(svc.store.clone(), metrics.clone(), cfg.max_batch);
+        let pool = Workers::new(svc.clone(), cfg.clone(), metrics.clone(), replica.clone());
         pool.defer_to(intake.backlog());
         let workers = pool.spawn(shutdown.clone());
         let housekeeping = tokio::spawn(housekeeping(svc.clone(), cfg.keep_done, shutdown.clone()));
@@ -121,8 +133,11 @@ impl Engine {
             writer,
             workers,
             housekeeping,
+            heartbeat,
             metrics,
             cfg,
+            svc: svc.clone(),
+            replica,
         })
     }
 
@@ -140,6 +155,47 @@ impl Engine {
         }
         self.housekeeping.abort();
         let _ = self.housekeeping.await;
+        // Every job of ours is finished or released: leave the registry.
+        self.heartbeat.abort();
+        let _ = self.heartbeat.await;
+        if let Err(e) = self.svc.store.retire_replica(&self.replica).await {
+            tracing::warn!(error = %e, "leaving the replica registry failed; the row expires by itself");
+        }
+    }
+}
+
+/// What the registry shows about this process: role, host and pid.
+fn replica_info(role: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown host".into());
+    format!("{role} on {host} (pid {})", std::process::id())
+}
+
+/// Renews this replica's registry row every [`REPLICA_BEAT`]; registers it again if it
+/// was forgotten (the database was unreachable for a long while).
+async fn beat(svc: Services, replica: ReplicaId, info: String) {
+    loop {
+        tokio::time::sleep(REPLICA_BEAT).await;
+        match svc.store.beat_replica(&replica, REPLICA_TTL).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(replica = %replica, "this replica's registry row was gone; registering again");
+                if let Err(e) = svc
+                    .store
+                    .register_replica(&replica, &info, REPLICA_TTL)
+                    .await
+                {
+                    tracing::warn!(error = %e, "registering the replica again failed");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the replica heartbeat failed; other replicas may take over this one's jobs (their tokens keep it from settling them twice)")
+            }
+        }
     }
 }
 
@@ -181,13 +237,19 @@ async fn prepare_registrations(
         let has_secret = match svc.store.webhook(id).await? {
             Some(reg) => reg.secret.is_some(),
             None => {
-                svc.store
+                // Another replica starting at the same time may write it first.
+                match svc
+                    .store
                     .expect_webhook(
                         id,
                         project,
                         &format!("(configured){}{id}", manage::WEBHOOK_PATH),
                     )
-                    .await?;
+                    .await
+                {
+                    Ok(()) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
                 false
             }
         };
@@ -226,7 +288,7 @@ pub async fn serve(
 ) -> Result<(), ServiceError> {
     let configured = prepare_registrations(&cfg, &svc).await?;
     let metrics = Arc::new(Metrics::new());
-    let engine = Engine::start(cfg, &svc, metrics.clone(), &shutdown).await?;
+    let engine = Engine::start("serve", cfg, &svc, metrics.clone(), &shutdown).await?;
     let regs = registrations::Registrations::new(
         svc.store.clone(),
         engine.cfg.handshake_window,
@@ -261,7 +323,9 @@ pub async fn serve(
 }
 
 /// Runs `watch` until `shutdown` fires: one Events API poller per project feeding the
-/// queue, and the same workers as `serve`.
+/// queue, and the same workers as `serve`. Each poller first claims `watch:<project>` in
+/// the state store, so however many `watch` processes run on one database, one polls a
+/// project at a time and the others stand by to take over when it stops.
 pub async fn watch(
     cfg: ServeConfig,
     svc: Services,
@@ -276,7 +340,7 @@ pub async fn watch(
         }
     }
     let metrics = Arc::new(Metrics::new());
-    let engine = Engine::start(cfg, &svc, metrics.clone(), &shutdown).await?;
+    let engine = Engine::start("watch", cfg, &svc, metrics.clone(), &shutdown).await?;
     let pollers: Vec<JoinHandle<()>> = watch
         .projects
         .iter()

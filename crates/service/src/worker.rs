@@ -1,10 +1,13 @@
 //! Workers: claim → reconcile → complete, retry later, or bury.
 //!
-//! The database row is the truth about a job (state, attempts, lease); a worker holds a
-//! job only while its lease lasts, and renews the lease every third of it while the job
-//! runs (a heartbeat), so a long resync keeps its job and a crashed worker's job is taken
-//! over once one lease has passed. A worker that finds its lease gone stops the job and
-//! leaves the row to whoever has it now.
+//! The database row is the truth about a job (state, attempts, lease, fencing token); a
+//! worker holds a job only while its lease lasts (30 s by default), and renews the lease
+//! every third of it while the job runs (a heartbeat), so a long resync keeps its job. A
+//! job whose worker stopped renewing is taken over once one lease has passed; one whose
+//! whole process died is taken over as soon as the process's registry row expires (a few
+//! seconds, see [`crate::REPLICA_TTL`]). Every heartbeat and every settle names the claim's
+//! token: a worker whose claim was taken over gets [`Fence::Lost`] and can neither renew,
+//! settle, retry nor bury the job — it stops and leaves the row to its new holder.
 //!
 //! Processing is idempotent by construction: every job runs the one reconcile
 //! (`bridge_core::reconcile::run`) — a `task` job for the task under all of its project's
@@ -25,8 +28,9 @@
 //! message text. One project is never resynced twice at once: a `project` job first
 //! claims `resync:<gid>` in the state store, and a second one waits its turn as a retry.
 //!
-//! Workers sleep on a `Notify` the group-commit writer pokes after each commit that
-//! created jobs, and otherwise poll every `poll_interval` for retries coming due. Before
+//! Workers sleep on the store's wake-up signal ([`bridge_core::record::Store::wakeup`]),
+//! fired after each commit that created jobs — on Postgres by any replica's, through
+//! `LISTEN/NOTIFY` — and otherwise poll every `poll_interval` for retries coming due. Before
 //! claiming, a worker of `serve` or `watch` lets pending deliveries be committed first
 //! (at most [`INTAKE_YIELD`] per job; see [`crate::writer`]): answering Asana in time
 //! matters more than starting a job a few milliseconds earlier.
@@ -41,7 +45,7 @@ use asana_api::Gid;
 use backon::{ExponentialBuilder, Retryable};
 use bridge_core::domain::{Action, JobKind, JobPayload, Recorded, RoomId, Target};
 use bridge_core::reconcile::{self, Options, Scope, TaskEvent};
-use bridge_core::record::{Holder, Job, NewJob, NewLedgerEntry, StoreError};
+use bridge_core::record::{Fence, Holder, Job, NewJob, NewLedgerEntry, ReplicaId, StoreError};
 use bridge_core::report::Report;
 use bridge_core::{CoreError, Services, Transience};
 use chrono::{DateTime, Utc};
@@ -148,6 +152,8 @@ struct Inner {
     cfg: Arc<ServeConfig>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
+    /// This process in the replica registry: the holder of the jobs it claims.
+    replica: ReplicaId,
     /// The intake the worker loops defer to, once set.
     intake: std::sync::OnceLock<Backlog>,
 }
@@ -161,20 +167,22 @@ impl std::fmt::Debug for Workers {
 }
 
 impl Workers {
-    /// A pool working `svc.store`'s queue under `cfg`'s rules; `wake` is poked by the
-    /// writer when jobs arrive.
+    /// A pool working `svc.store`'s queue under `cfg`'s rules, claiming for `replica`;
+    /// idle workers wait on the store's wake-up signal ([`bridge_core::record::Store::wakeup`]).
     pub fn new(
         svc: Services,
         cfg: Arc<ServeConfig>,
         metrics: Arc<Metrics>,
-        wake: Arc<Notify>,
+        replica: ReplicaId,
     ) -> Workers {
+        let wake = svc.store.wakeup();
         Workers {
             inner: Arc::new(Inner {
                 svc,
                 cfg,
                 metrics,
                 wake,
+                replica,
                 intake: std::sync::OnceLock::new(),
             }),
         }
@@ -211,7 +219,13 @@ impl Workers {
             let notified = self.inner.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let job = match self.inner.svc.store.claim(1, cfg.lease).await {
+            let job = match self
+                .inner
+                .svc
+                .store
+                .claim(1, cfg.lease, &self.inner.replica)
+                .await
+            {
                 Ok(mut jobs) => jobs.pop(),
                 Err(e) => {
                     tracing::warn!(worker = n, error = %e, "claiming a job failed");
@@ -235,8 +249,9 @@ impl Workers {
                 _ = grace => {
                     // The reconcile future is dropped here: its work stops, and its claims
                     // are given back by their guard.
-                    match self.inner.svc.store.release(job.id).await {
-                        Ok(()) => tracing::info!(job = job.id, "shutdown: job released, it will run again"),
+                    match self.inner.svc.store.release(job.lease()).await {
+                        Ok(Fence::Held) => tracing::info!(job = job.id, "shutdown: job released, it will run again"),
+                        Ok(Fence::Lost) => tracing::info!(job = job.id, "shutdown: the job's lease was already lost; left to its holder"),
                         Err(e) => tracing::warn!(job = job.id, error = %e, "shutdown: releasing a job failed; it runs again when its lease ends"),
                     }
                     self.inner.metrics.finished("released");
@@ -253,7 +268,7 @@ impl Workers {
             .inner
             .svc
             .store
-            .claim(1, self.inner.cfg.lease)
+            .claim(1, self.inner.cfg.lease, &self.inner.replica)
             .await?
             .pop()
         else {
@@ -273,9 +288,15 @@ impl Workers {
         let heartbeat = async {
             loop {
                 tokio::time::sleep(cfg.lease / 3).await;
-                match self.inner.svc.store.extend_lease(job.id, cfg.lease).await {
-                    Ok(true) => {}
-                    Ok(false) => return,
+                match self
+                    .inner
+                    .svc
+                    .store
+                    .extend_lease(job.lease(), cfg.lease)
+                    .await
+                {
+                    Ok(Fence::Held) => {}
+                    Ok(Fence::Lost) => return,
                     Err(e) => {
                         tracing::warn!(job = job.id, error = %e, "renewing a job's lease failed; retrying")
                     }
@@ -463,16 +484,13 @@ impl Workers {
         let store = &self.inner.svc.store;
         let cfg = &self.inner.cfg;
         let m = &self.inner.metrics;
+        let lease = job.lease();
         let result = match verdict {
             Verdict::Lost => Settled::Lost,
-            Verdict::Done => {
-                persist(|| store.complete(job.id)).await;
-                Settled::Done
-            }
+            Verdict::Done => persist(job, Settled::Done, || store.complete(lease)).await,
             Verdict::Failed(error) => {
                 self.ledger(job, Recorded::Failed, error, None).await;
-                persist(|| store.complete(job.id)).await;
-                Settled::Done
+                persist(job, Settled::Done, || store.complete(lease)).await
             }
             Verdict::Retry {
                 error,
@@ -487,8 +505,7 @@ impl Workers {
                 let at = Utc::now()
                     + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
                 tracing::info!(job = job.id, attempt = job.attempts, wait_ms = wait.as_millis() as u64, error = %error, "job failed; will retry");
-                persist(|| store.retry_later(job.id, error, at)).await;
-                Settled::Retry
+                persist(job, Settled::Retry, || store.retry_later(lease, error, at)).await
             }
             Verdict::Retry { error, .. } | Verdict::Dead(error) => {
                 let detail = format!(
@@ -497,8 +514,7 @@ impl Workers {
                 );
                 tracing::warn!(job = job.id, error = %error, "job is a dead letter");
                 self.ledger(job, Recorded::Dead, error, Some(detail)).await;
-                persist(|| store.bury(job.id, error)).await;
-                Settled::Dead
+                persist(job, Settled::Dead, || store.bury(lease, error)).await
             }
         };
         m.finished(result.as_str());
@@ -577,21 +593,33 @@ fn classify(e: CoreError) -> Verdict {
 
 /// Job-row updates are tiny; a transient database hiccup (another process holding the
 /// write lock past the busy timeout) gets three quick retries. If all fail, the lease
-/// runs out and the job is simply worked again, which is safe.
-async fn persist<F, Fut>(f: F)
+/// runs out and the job is simply worked again, which is safe. A [`Fence::Lost`] answer
+/// means someone else holds the job now: it is [`Settled::Lost`], whatever `settled`.
+async fn persist<F, Fut>(job: &Job, settled: Settled, f: F) -> Settled
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), StoreError>>,
+    Fut: std::future::Future<Output = Result<Fence, StoreError>>,
 {
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(10))
         .with_max_times(3);
-    if let Err(e) = f
+    match f
         .retry(backoff)
         .notify(|e, wait| tracing::debug!(error = %e, ?wait, "job update failed; retrying"))
         .await
     {
-        tracing::warn!(error = %e, "job update failed; the job runs again when its lease ends");
+        Ok(Fence::Held) => settled,
+        Ok(Fence::Lost) => {
+            tracing::warn!(
+                job = job.id,
+                "the job's lease was taken over before it was settled; its new holder settles it"
+            );
+            Settled::Lost
+        }
+        Err(e) => {
+            tracing::warn!(job = job.id, error = %e, "job update failed; the job runs again when its lease ends");
+            settled
+        }
     }
 }
 

@@ -10,8 +10,10 @@
 //! Under light load a batch is a single request, so latency does not suffer; under heavy
 //! load batches grow on their own while the previous commit runs.
 //!
-//! After a commit that created jobs, the writer wakes idle workers (`Notify`), so an event
-//! is usually worked within milliseconds instead of waiting for a poll tick.
+//! A commit that created jobs wakes idle workers through the store's own signal
+//! ([`Store::wakeup`]; on Postgres it reaches every replica), so an event is usually worked
+//! within milliseconds instead of waiting for a poll tick. On Postgres the writer works the
+//! same way: one multi-row `INSERT … ON CONFLICT DO NOTHING` per batch.
 //!
 //! Intake goes first: Asana gives a delivery 10 s before it retries (and eventually deletes
 //! the webhook), while a queued job can wait. The [`Backlog`] counts submissions not yet
@@ -199,7 +201,6 @@ impl Intake {
 pub fn spawn(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
-    wake: Arc<Notify>,
     max_batch: usize,
 ) -> (Intake, JoinHandle<()>) {
     // Room for a burst of handlers; beyond it they wait (back-pressure) inside their own
@@ -213,7 +214,6 @@ pub fn spawn(
         failed.clone(),
         store,
         metrics,
-        wake,
         max_batch.max(1),
     ));
     (
@@ -232,7 +232,6 @@ async fn run(
     failed: LastFailure,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
-    wake: Arc<Notify>,
     max_batch: usize,
 ) {
     let mut batch: Vec<Submission> = Vec::new();
@@ -260,19 +259,17 @@ async fn run(
             .as_ref()
             .err()
             .map(|e| (Instant::now(), e.to_string()));
-        // Before the answers and the wake-up, so woken workers see the intake clear.
+        // Before the answers (the store woke the workers at its commit).
         backlog.done(batch.len());
         Metrics::observe(&metrics.commit_seconds, started.elapsed());
         metrics.commit_batch_jobs.observe(jobs.len() as f64);
         match result {
             Ok(created) => {
                 let mut offset = 0;
-                let mut any_new = false;
                 for (s, size) in batch.drain(..).zip(sizes.drain(..)) {
                     let slice = created.get(offset..offset + size).unwrap_or(&[]);
                     offset += size;
                     let new = slice.iter().filter(|c| **c).count();
-                    any_new |= new > 0;
                     let e = Enqueued {
                         new,
                         duplicate: size - new,
@@ -287,9 +284,6 @@ async fn run(
                         .inc_by(e.duplicate as u64);
                     // The handler may have given up waiting; the jobs are stored anyway.
                     let _ = s.reply.send(Ok(e));
-                }
-                if any_new {
-                    wake.notify_waiters();
                 }
             }
             Err(e) => {
@@ -323,7 +317,7 @@ mod tests {
 
     async fn writer() -> (Intake, JoinHandle<()>) {
         let store = bridge_core::record::open(":memory:").await.unwrap();
-        spawn(store, Arc::new(Metrics::new()), Arc::new(Notify::new()), 64)
+        spawn(store, Arc::new(Metrics::new()), 64)
     }
 
     #[tokio::test]

@@ -27,6 +27,7 @@ pub mod asana;
 pub mod docspace;
 pub mod faults;
 pub mod log;
+pub mod postgres;
 pub mod seed;
 mod server;
 

@@ -113,7 +113,7 @@ pub async fn run(g: &Global, a: ConfigArgs) -> anyhow::Result<u8> {
     let state = settings::state_location(g, &file);
     let effective = json!({
         "config": path.display().to_string(),
-        "state": state,
+        "state": bridge_core::record::display_location(&state),
         "asana": {
             "base_url": settings::asana_base_url(g, &file),
             "token": secret_source(&["ASANA_TOKEN"], file.asana.token.is_some(), "[asana] token"),

@@ -10,6 +10,7 @@ pub mod invite;
 pub mod replay;
 pub mod serve;
 pub mod sim;
+pub mod state;
 pub mod sync;
 pub mod watch;
 pub mod webhooks;

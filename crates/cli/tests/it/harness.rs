@@ -225,6 +225,42 @@ impl<I> Sims<I> {
     }
 }
 
+/// A world of one project ("Launch") with `people` users (`p{i}@acme.example`) and `tasks`
+/// unassigned tasks, for the service tests that assign tasks while `serve` runs.
+pub struct People {
+    pub project: String,
+    pub users: Vec<String>,
+    pub emails: Vec<String>,
+    pub tasks: Vec<String>,
+}
+
+impl People {
+    pub fn world(people: usize, tasks: usize) -> (AsanaWorld, People) {
+        let mut w = AsanaWorld::new();
+        let ws = w.add_workspace("Acme");
+        let project = w.add_project(&ws, "Launch");
+        let mut users = Vec::new();
+        let mut emails = Vec::new();
+        for i in 0..people {
+            let email = format!("p{i}@acme.example");
+            users.push(w.add_user(&ws, &format!("P {i}"), Some(&email)));
+            emails.push(email);
+        }
+        let tasks = (0..tasks)
+            .map(|i| w.add_task(&project, &format!("T{i}"), None))
+            .collect();
+        (
+            w,
+            People {
+                project,
+                users,
+                emails,
+                tasks,
+            },
+        )
+    }
+}
+
 /// Requests with this method whose path equals or contains `path`.
 pub fn matching(requests: &[LoggedRequest], method: &str, path: &str) -> Vec<LoggedRequest> {
     requests

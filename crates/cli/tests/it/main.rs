@@ -9,6 +9,8 @@ mod harness;
 mod invite;
 mod operators;
 mod overlap;
+#[cfg(unix)]
+mod replicas;
 mod retries;
 mod revoke;
 mod secrets;
@@ -16,6 +18,7 @@ mod secrets;
 mod serve_faults;
 #[cfg(unix)]
 mod serve_sigkill;
+mod state_migrate;
 mod sync;
 mod sync_flow;
 mod sync_reliability;

@@ -5,7 +5,9 @@
 //! - an assignment in the Asana sim produces exactly one DocSpace invitation within a
 //!   second, before and after a SIGKILL and restart;
 //! - 1,000 events queued, the server killed mid-way: after a restart every event is
-//!   processed and nobody is invited twice.
+//!   processed and nobody is invited twice;
+//! - a job in flight when the server was SIGKILLed runs again soon after a restart — the
+//!   dead process's registry row expires in seconds — long before its lease would end.
 
 use std::ops::Deref;
 use std::os::unix::process::ExitStatusExt;
@@ -13,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bridge_core::record::{self, HistoryFilter, Store};
-use bridge_sim::{AsanaSimOptions, AsanaWorld, DocSpaceSimOptions};
+use bridge_sim::{AsanaSimOptions, DocSpaceSimOptions};
 
-use crate::harness::{free_port, Running, Sims};
+use crate::harness::{free_port, People, Running, Sims};
 
 /// Both simulators (one project with a rule, `people` users, `tasks` unassigned tasks)
 /// and the port `serve` listens on.
@@ -38,19 +40,19 @@ impl Deref for Env {
 
 impl Env {
     async fn new(people: usize, tasks: usize) -> Env {
-        let mut w = AsanaWorld::new();
-        let ws = w.add_workspace("Acme");
-        let project = w.add_project(&ws, "Launch");
-        let mut users = Vec::new();
-        let mut emails = Vec::new();
-        for i in 0..people {
-            let email = format!("p{i}@acme.example");
-            users.push(w.add_user(&ws, &format!("P {i}"), Some(&email)));
-            emails.push(email);
-        }
-        let tasks = (0..tasks)
-            .map(|i| w.add_task(&project, &format!("T{i}"), None))
-            .collect();
+        Env::with_lease(people, tasks, 2).await
+    }
+
+    async fn with_lease(people: usize, tasks: usize, lease_secs: u64) -> Env {
+        let (
+            w,
+            People {
+                project,
+                users,
+                emails,
+                tasks,
+            },
+        ) = People::world(people, tasks);
         let sims = Sims::start(
             w,
             Default::default(),
@@ -60,8 +62,8 @@ impl Env {
         )
         .await;
         sims.write_config(&format!(
-            "[asana]\nrequests_per_minute = 100000\n\n[serve]\nworkers = 4\nlease_secs = 2\n\n\
-             [[rules]]\nproject = \"{project}\"\n"
+            "[asana]\nrequests_per_minute = 100000\n\n[serve]\nworkers = 4\n\
+             lease_secs = {lease_secs}\n\n[[rules]]\nproject = \"{project}\"\n"
         ));
         Env {
             sims,
@@ -292,5 +294,66 @@ async fn a_thousand_queued_events_survive_a_sigkill_without_duplicate_invitation
     tasks.dedup();
     assert_eq!(tasks.len(), TASKS, "every event processed");
     eprintln!("killed after {before} of {PEOPLE} invitations; the restart finished the rest");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_in_flight_at_a_sigkill_runs_again_soon_after_a_restart_not_after_its_lease() {
+    // A two-minute lease: were the job retaken only when its lease ran out, the
+    // invitation would come two minutes after the restart.
+    let lease = Duration::from_secs(120);
+    let env = Env::with_lease(1, 1, lease.as_secs()).await;
+    let server = env.serve().await;
+    env.create_webhook().await;
+    // DocSpace hangs: the job is stuck in flight when the process dies.
+    env.docspace.set_latency(Duration::from_secs(600));
+    let store: Arc<dyn Store> = record::open(env.state_path().to_str().unwrap())
+        .await
+        .unwrap();
+    env.asana
+        .world(|w| w.assign_task(&env.tasks[0], Some(&env.users[0])))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.queue_depth().await.unwrap().running == 0 {
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sigkill(server).await;
+    assert!(env.invitations_sent().is_empty());
+
+    env.docspace.set_latency(Duration::ZERO);
+    let restarted = Instant::now();
+    let server = env.serve().await;
+    // Claimed again (a second attempt) by the restarted process…
+    let file = sqlx::SqlitePool::connect(&format!("sqlite://{}", env.state_path().display()))
+        .await
+        .unwrap();
+    let deadline = restarted + lease / 2;
+    loop {
+        let attempts: i64 = sqlx::query_scalar("SELECT MAX(attempts) FROM jobs")
+            .fetch_one(&file)
+            .await
+            .unwrap();
+        if attempts >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job was not claimed again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let retaken = restarted.elapsed();
+    file.close().await;
+    // …and acted on: the person's claim the dead run held lapses within 10 s of the kill.
+    env.wait_for("the invitation after the restart", lease / 2, |e| {
+        e.invitations_sent().len() == 1
+    })
+    .await;
+    let took = restarted.elapsed();
+    assert_eq!(env.invitations_sent(), vec![env.emails[0].clone()]);
+    let depth = store.queue_depth().await.unwrap();
+    assert_eq!(depth.dead, 0, "{depth:?}");
+    eprintln!(
+        "in-flight job claimed again {retaken:?} and acted on {took:?} after the restart (lease {lease:?})"
+    );
+    drop(server);
     store.close().await;
 }

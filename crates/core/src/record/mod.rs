@@ -6,21 +6,40 @@
 //! - **webhook registrations** and the secrets Asana hands over in its handshake;
 //! - Events API **sync tokens** for `watch`.
 //!
-//! Everything goes through the object-safe [`Store`] trait so another backend (Postgres, for
-//! several replicas) can be added beside [`SqliteStore`] without touching callers. [`open`]
-//! picks the backend from a location string.
+//! - the **replica registry**: every `serve`/`watch` process heartbeats a row, so a job held
+//!   by a process that died is taken over within seconds instead of after its lease.
 //!
-//! All timestamps are UTC. The SQLite backend stores them as unix milliseconds.
+//! Everything goes through the object-safe [`Store`] trait, implemented by [`SqliteStore`]
+//! (one host) and [`PgStore`] (several replicas on one PostgreSQL database). [`open`] picks
+//! the backend from a location string. The shared conformance suite
+//! (`crates/core/tests/it/record/`) runs every store test against both.
+//!
+//! **Leases and fencing.** A claimed job carries a [`LeaseToken`] that increases with every
+//! claim of its row. Every settle (`complete`, `retry_later`, `bury`, `release`) and every
+//! heartbeat (`extend_lease`) names the token and acts only while the row is still running
+//! under it; otherwise it answers [`Fence::Lost`] and changes nothing. So a worker that
+//! stalled past its lease, or whose process was declared dead, can never settle, retry or
+//! overwrite a job someone else holds now (River's missing fencing token, next-stage §1).
+//!
+//! All timestamps are UTC. The SQLite backend stores them as unix milliseconds taken from
+//! the process's clock; the Postgres backend as `timestamptz`, and leases from the
+//! *database server's* clock, so replicas on hosts whose clocks drift still agree.
 
+mod postgres;
 mod sqlite;
+mod transfer;
 
 use std::{fmt, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
+
+use tokio::sync::Notify;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use self::postgres::PgStore;
 pub use self::sqlite::SqliteStore;
+pub use self::transfer::{copy_sqlite_to_postgres, Copied};
 use crate::domain::{Action, JobKind, JobPayload, Recorded, RoomId, Source, Target};
 use docspace_api::Access;
 
@@ -255,6 +274,85 @@ pub struct Job {
     pub next_attempt_at: DateTime<Utc>,
     /// While running: when the lease expires and another worker may claim the job.
     pub lease_until: Option<DateTime<Utc>>,
+    /// The fencing token of the latest claim (0: never claimed).
+    pub token: LeaseToken,
+}
+
+impl Job {
+    /// What a holder names when it settles or renews this claim of the job.
+    pub fn lease(&self) -> JobLease {
+        JobLease {
+            id: self.id,
+            token: self.token,
+        }
+    }
+}
+
+/// The fencing token of one claim of a job: it increases with every claim of the row, so
+/// a holder whose claim was taken over holds a token that no longer matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LeaseToken(pub i64);
+
+/// One claim of one job: the job's id and the token its claim handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JobLease {
+    /// The job's row id.
+    pub id: i64,
+    /// The token of the claim.
+    pub token: LeaseToken,
+}
+
+/// Whether a fenced call on a job acted.
+#[must_use = "a lost lease means the call changed nothing"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fence {
+    /// The row was still running under the caller's token: the call acted.
+    Held,
+    /// The row is no longer running under the token (settled, released, or claimed again
+    /// by someone else after the lease ran out or the holder was declared dead): nothing
+    /// was changed.
+    Lost,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replicas
+
+/// A `serve` or `watch` process in the replica registry (a random id per process start).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReplicaId(pub String);
+
+impl ReplicaId {
+    /// A fresh, unguessable replica id.
+    pub fn new() -> ReplicaId {
+        ReplicaId(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl Default for ReplicaId {
+    fn default() -> Self {
+        ReplicaId::new()
+    }
+}
+
+impl fmt::Display for ReplicaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A row of the replica registry ([`Store::replicas`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replica {
+    /// Its id.
+    pub id: String,
+    /// What it is, for operators (`serve on host (pid 42)`).
+    pub info: String,
+    /// When it registered.
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat.
+    pub last_seen: DateTime<Utc>,
+    /// Past this without a heartbeat it counts as dead and its jobs are taken over.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Number of jobs per state, for `/metrics` and `/healthz`.
@@ -418,26 +516,27 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Enqueues all jobs in one transaction. Per job: `true` if new, `false` if a job with the
     /// same dedupe key already exists (earlier call or earlier in the same batch).
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<bool>>;
-    /// Atomically takes up to `max` due jobs — queued with `next_attempt_at <= now`, or
-    /// running with an expired lease — marks them running until `now + lease` and counts an
-    /// attempt. Safe with concurrent claimers: no job is handed out twice while its lease holds.
-    /// Pick a lease longer than the slowest job: once it expires the job can go to another
-    /// worker, and `complete`/`retry_later`/`bury` act on the id whoever holds it (workers must
-    /// be idempotent anyway). Returned oldest due first.
-    async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>>;
-    /// Extends a running job's lease to `now + lease` — the heartbeat of a long job, so it
-    /// keeps its job instead of having it claimed by another worker. `false` if the job is no
-    /// longer running (it was released, settled, or its lease ran out and it was claimed again).
-    async fn extend_lease(&self, id: i64, lease: Duration) -> Result<bool>;
-    /// Marks a job done.
-    async fn complete(&self, id: i64) -> Result<()>;
-    /// Back to queued, due at `at`, remembering the error.
-    async fn retry_later(&self, id: i64, error: &str, at: DateTime<Utc>) -> Result<()>;
-    /// Dead letter: kept with its error until [`Store::replay_dead`].
-    async fn bury(&self, id: i64, error: &str) -> Result<()>;
-    /// Graceful shutdown: a running job goes back to queued, due now, and its attempt is not
-    /// counted. A job that is not running is left alone.
-    async fn release(&self, id: i64) -> Result<()>;
+    /// Atomically takes up to `max` due jobs for `holder` — queued with `next_attempt_at <=
+    /// now`, running with an expired lease, or running for a replica whose registry row
+    /// expired (its process died) — marks them running until `now + lease`, counts an
+    /// attempt and hands each a new [`LeaseToken`]. Safe with concurrent claimers on any
+    /// number of processes: no job is handed out twice while its lease holds. Returned
+    /// oldest due first. `holder` need not be registered; an unregistered holder's jobs are
+    /// taken over only when their lease runs out.
+    async fn claim(&self, max: usize, lease: Duration, holder: &ReplicaId) -> Result<Vec<Job>>;
+    /// Extends a running job's lease to `now + lease` — the heartbeat of a job, so it keeps
+    /// its job instead of having it claimed by another worker. [`Fence::Lost`] if the row is
+    /// no longer running under this claim's token. NotFound if no job has the id.
+    async fn extend_lease(&self, lease: JobLease, duration: Duration) -> Result<Fence>;
+    /// Marks a job done, if the claim still holds.
+    async fn complete(&self, lease: JobLease) -> Result<Fence>;
+    /// Back to queued, due at `at`, remembering the error, if the claim still holds.
+    async fn retry_later(&self, lease: JobLease, error: &str, at: DateTime<Utc>) -> Result<Fence>;
+    /// Dead letter, kept with its error until [`Store::replay_dead`], if the claim still holds.
+    async fn bury(&self, lease: JobLease, error: &str) -> Result<Fence>;
+    /// Graceful shutdown: a job still running under this claim goes back to queued, due
+    /// now, and its attempt is not counted. Anything else is left alone ([`Fence::Lost`]).
+    async fn release(&self, lease: JobLease) -> Result<Fence>;
     /// All dead jobs back to queued, due now, attempts reset. Returns how many.
     async fn replay_dead(&self) -> Result<u64>;
     /// One dead job back to queued, due now, attempts reset (the status page's Replay).
@@ -451,6 +550,24 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn queue_depth(&self) -> Result<QueueDepth>;
     /// Deletes done jobs finished more than `older_than` ago (their dedupe keys go with them).
     async fn prune_done(&self, older_than: Duration) -> Result<u64>;
+
+    /// The signal idle workers wait on: fired when jobs became claimable now — by an
+    /// enqueue, a release or a retry due at once of this store, and on Postgres by any
+    /// replica's (through `LISTEN/NOTIFY`). Other processes on one SQLite file, retries
+    /// coming due and replayed dead letters are seen by the workers' poll.
+    fn wakeup(&self) -> Arc<Notify>;
+
+    // --- replica registry
+    /// Adds (or renews) `id` in the registry, alive until `now + ttl`, and forgets replicas
+    /// that have been dead for an hour.
+    async fn register_replica(&self, id: &ReplicaId, info: &str, ttl: Duration) -> Result<()>;
+    /// The replica's heartbeat: alive until `now + ttl`. `false` if its row is gone (it was
+    /// retired or forgotten); register again then.
+    async fn beat_replica(&self, id: &ReplicaId, ttl: Duration) -> Result<bool>;
+    /// Removes a replica on a clean shutdown (after it released its jobs).
+    async fn retire_replica(&self, id: &ReplicaId) -> Result<()>;
+    /// The registry, oldest first (alive and recently dead).
+    async fn replicas(&self) -> Result<Vec<Replica>>;
 
     // --- claims: at most one actor per person (or per project resync) at a time
     /// The newest point in the claim history; pass it to [`Store::claim_keys`] later.
@@ -559,18 +676,17 @@ pub trait Store: Send + Sync + fmt::Debug {
 /// - a file path, `sqlite:PATH` or `sqlite://PATH` → SQLite (parent folders and the file are
 ///   created; WAL, `synchronous=NORMAL`, 5 s busy timeout, foreign keys on);
 /// - `:memory:` / `sqlite::memory:` → a private in-memory SQLite database (tests);
-/// - `postgres://…` → [`StoreError::Unsupported`] for now.
+/// - `postgres://…` / `postgresql://…` → PostgreSQL (the database must exist; the schema
+///   is migrated under sqlx's migration lock, so replicas may start at once).
 pub async fn open(location: &str) -> Result<Arc<dyn Store>> {
     let location = location.trim();
     if location.is_empty() {
         return Err(StoreError::Unsupported("empty state location".into()));
     }
-    let lower = location.to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        return Err(StoreError::Unsupported(
-            "postgres backend not built yet; use a SQLite path".into(),
-        ));
+    if is_postgres(location) {
+        return Ok(Arc::new(PgStore::open(location).await?));
     }
+    let lower = location.to_ascii_lowercase();
     if lower == ":memory:" || lower == "sqlite::memory:" {
         return Ok(Arc::new(SqliteStore::open_in_memory().await?));
     }
@@ -580,7 +696,7 @@ pub async fn open(location: &str) -> Result<Arc<dyn Store>> {
         rest
     } else if let Some((scheme, _)) = location.split_once("://") {
         return Err(StoreError::Unsupported(format!(
-            "no state backend for scheme {scheme:?}; use a SQLite path"
+            "no state backend for scheme {scheme:?}; use a SQLite path or postgres://…"
         )));
     } else {
         location
@@ -593,6 +709,21 @@ pub async fn open(location: &str) -> Result<Arc<dyn Store>> {
         ));
     }
     Ok(Arc::new(SqliteStore::open(path).await?))
+}
+
+/// A state location as it may be shown: a Postgres URL's password is replaced by `***`.
+pub fn display_location(location: &str) -> String {
+    if is_postgres(location) {
+        postgres::redact(location.trim())
+    } else {
+        location.to_string()
+    }
+}
+
+/// Whether a state location names a PostgreSQL database.
+pub fn is_postgres(location: &str) -> bool {
+    let l = location.trim();
+    strip_prefix_ci(l, "postgres://").is_some() || strip_prefix_ci(l, "postgresql://").is_some()
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {

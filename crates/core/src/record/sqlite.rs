@@ -36,9 +36,14 @@ use sqlx::{
     Connection, Row,
 };
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
 use super::{
-    ClaimEpoch, Granted, HistoryFilter, Holder, Job, JobState, LedgerEntry, NewJob, NewLedgerEntry,
-    PendingRemoval, QueueDepth, Result, RoomGrant, Store, StoreError, SyncMark, WebhookReg,
+    ClaimEpoch, Fence, Granted, HistoryFilter, Holder, Job, JobLease, JobState, LeaseToken,
+    LedgerEntry, NewJob, NewLedgerEntry, PendingRemoval, QueueDepth, Replica, ReplicaId, Result,
+    RoomGrant, Store, StoreError, SyncMark, WebhookReg,
 };
 use crate::domain::{JobPayload, RoomId, Source, UnknownWord};
 
@@ -53,6 +58,9 @@ const OPEN_RETRY: Duration = Duration::from_millis(50);
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// Fired after this store made jobs claimable (SQLite has no cross-process signal:
+    /// other processes on the file are seen by the workers' poll).
+    wake: Arc<Notify>,
 }
 
 impl SqliteStore {
@@ -119,7 +127,11 @@ impl SqliteStore {
             .await
             .map_err(open_err)?;
 
-        Ok(SqliteStore { write, read })
+        Ok(SqliteStore {
+            write,
+            read,
+            wake: Arc::new(Notify::new()),
+        })
     }
 
     /// A private in-memory database (one connection, kept open while the store lives).
@@ -137,7 +149,15 @@ impl SqliteStore {
         Ok(SqliteStore {
             write: pool.clone(),
             read: pool,
+            wake: Arc::new(Notify::new()),
         })
+    }
+}
+
+impl SqliteStore {
+    /// The read pool, for `state migrate`.
+    pub(super) fn reader(&self) -> &SqlitePool {
+        &self.read
     }
 }
 
@@ -255,7 +275,7 @@ fn ledger_from_row(r: &SqliteRow) -> Result<LedgerEntry> {
 }
 
 const JOB_COLS: &str = "id, kind, resource_gid, project_gid, dedupe_key, payload, attempts, \
-     state, last_error, created_at, next_attempt_at, lease_until";
+     state, last_error, created_at, next_attempt_at, lease_until, lease_token";
 
 fn job_from_row(r: &SqliteRow) -> Result<Job> {
     let attempts: i64 = r.try_get("attempts")?;
@@ -273,6 +293,7 @@ fn job_from_row(r: &SqliteRow) -> Result<Job> {
         created_at: dt(r.try_get("created_at")?),
         next_attempt_at: dt(r.try_get("next_attempt_at")?),
         lease_until: r.try_get::<Option<i64>, _>("lease_until")?.map(dt),
+        token: LeaseToken(r.try_get("lease_token")?),
     })
 }
 
@@ -367,6 +388,9 @@ where
     .await?)
 }
 
+/// How long a dead replica's registry row is kept (for operators) before it is forgotten.
+pub(super) const REPLICA_FORGET: Duration = Duration::from_secs(3600);
+
 /// Keys per `release_claims` statement (one bound parameter each, well under SQLite's limit).
 const RELEASE_CHUNK: usize = 500;
 
@@ -374,18 +398,30 @@ fn job_not_found(id: i64) -> StoreError {
     StoreError::NotFound(format!("job {id}"))
 }
 
+/// The fence every fenced job update appends: the row is still running under the token.
+/// The query binds `?1` = the id and `?2` = the token.
+const FENCE: &str = "WHERE id = ?1 AND state = 'running' AND lease_token = ?2";
+
 impl SqliteStore {
-    /// Runs a one-row job update; NotFound if no row has that id.
-    async fn update_job<'q>(
+    /// Runs a fenced one-row job update (see [`FENCE`]): Held if it changed the row, Lost
+    /// if the row is not running under the token, NotFound if no row has the id.
+    async fn fenced<'q>(
         &self,
         query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
         id: i64,
-    ) -> Result<()> {
+    ) -> Result<Fence> {
         let done = query.execute(&self.write).await?;
-        if done.rows_affected() == 0 {
-            return Err(job_not_found(id));
+        if done.rows_affected() == 1 {
+            return Ok(Fence::Held);
         }
-        Ok(())
+        let exists = sqlx::query("SELECT 1 FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await?;
+        match exists {
+            Some(_) => Ok(Fence::Lost),
+            None => Err(job_not_found(id)),
+        }
     }
 }
 
@@ -474,21 +510,25 @@ impl Store for SqliteStore {
             created.push(done.rows_affected() == 1);
         }
         tx.commit().await?;
+        if created.iter().any(|c| *c) {
+            self.wake.notify_waiters();
+        }
         Ok(created)
     }
 
-    async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>> {
+    async fn claim(&self, max: usize, lease: Duration, holder: &ReplicaId) -> Result<Vec<Job>> {
         if max == 0 {
             return Ok(Vec::new());
         }
         let now = now_ms();
         let lease_until = now.saturating_add(dur_ms(lease));
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        // Due queued jobs and expired leases, each found through its own index in due order;
-        // one statement, so the selection and the update are atomic.
+        // Due queued jobs, expired leases, and the jobs of replicas that stopped beating
+        // (their process died), each found through its own index in due order; one
+        // statement, so the selection and the update are atomic.
         let sql = format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?2, \
-                 updated_at = ?1 \
+                 updated_at = ?1, lease_token = lease_token + 1, holder = ?4 \
              WHERE id IN ( \
                  SELECT id FROM ( \
                      SELECT id, due FROM ( \
@@ -500,6 +540,13 @@ impl Store for SqliteStore {
                          SELECT id, lease_until AS due FROM jobs \
                          WHERE state = 'running' AND lease_until <= ?1 \
                          ORDER BY lease_until LIMIT ?3) \
+                     UNION ALL \
+                     SELECT id, due FROM ( \
+                         SELECT jobs.id AS id, jobs.lease_until AS due FROM jobs \
+                         JOIN replicas ON replicas.id = jobs.holder \
+                         WHERE jobs.state = 'running' AND jobs.lease_until > ?1 \
+                           AND replicas.expires_at <= ?1 \
+                         LIMIT ?3) \
                  ) ORDER BY due, id LIMIT ?3) \
              RETURNING {JOB_COLS}"
         );
@@ -507,6 +554,7 @@ impl Store for SqliteStore {
             .bind(now)
             .bind(lease_until)
             .bind(max)
+            .bind(&holder.0)
             .fetch_all(&self.write)
             .await?;
         let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
@@ -514,73 +562,72 @@ impl Store for SqliteStore {
         Ok(jobs)
     }
 
-    async fn extend_lease(&self, id: i64, lease: Duration) -> Result<bool> {
+    async fn extend_lease(&self, lease: JobLease, duration: Duration) -> Result<Fence> {
         let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE jobs SET lease_until = ?1, updated_at = ?2 \
-             WHERE id = ?3 AND state = 'running' AND lease_until > ?2",
-        )
-        .bind(now.saturating_add(dur_ms(lease)))
-        .bind(now)
-        .bind(id)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let sql = format!("UPDATE jobs SET lease_until = ?3, updated_at = ?4 {FENCE}");
+        let q = sqlx::query(&sql)
+            .bind(lease.id)
+            .bind(lease.token.0)
+            .bind(now.saturating_add(dur_ms(duration)))
+            .bind(now);
+        self.fenced(q, lease.id).await
     }
 
-    async fn complete(&self, id: i64) -> Result<()> {
-        let q = sqlx::query(
-            "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = ? WHERE id = ?",
-        )
-        .bind(now_ms())
-        .bind(id);
-        self.update_job(q, id).await
+    async fn complete(&self, lease: JobLease) -> Result<Fence> {
+        let sql =
+            format!("UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = ?3 {FENCE}");
+        let q = sqlx::query(&sql)
+            .bind(lease.id)
+            .bind(lease.token.0)
+            .bind(now_ms());
+        self.fenced(q, lease.id).await
     }
 
-    async fn retry_later(&self, id: i64, error: &str, at: DateTime<Utc>) -> Result<()> {
-        let q = sqlx::query(
-            "UPDATE jobs SET state = 'queued', lease_until = NULL, last_error = ?, \
-             next_attempt_at = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(error)
-        .bind(ms(at))
-        .bind(now_ms())
-        .bind(id);
-        self.update_job(q, id).await
-    }
-
-    async fn bury(&self, id: i64, error: &str) -> Result<()> {
-        let q = sqlx::query(
-            "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?, updated_at = ? \
-             WHERE id = ?",
-        )
-        .bind(error)
-        .bind(now_ms())
-        .bind(id);
-        self.update_job(q, id).await
-    }
-
-    async fn release(&self, id: i64) -> Result<()> {
-        let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE jobs SET state = 'queued', lease_until = NULL, \
-             attempts = MAX(attempts - 1, 0), next_attempt_at = ?1, updated_at = ?1 \
-             WHERE id = ?2 AND state = 'running'",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&self.write)
-        .await?;
-        if done.rows_affected() == 0 {
-            let exists = sqlx::query("SELECT 1 FROM jobs WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.write)
-                .await?;
-            if exists.is_none() {
-                return Err(job_not_found(id));
-            }
+    async fn retry_later(&self, lease: JobLease, error: &str, at: DateTime<Utc>) -> Result<Fence> {
+        let sql = format!(
+            "UPDATE jobs SET state = 'queued', lease_until = NULL, last_error = ?3, \
+             next_attempt_at = ?4, updated_at = ?5 {FENCE}"
+        );
+        let q = sqlx::query(&sql)
+            .bind(lease.id)
+            .bind(lease.token.0)
+            .bind(error)
+            .bind(ms(at))
+            .bind(now_ms());
+        let fence = self.fenced(q, lease.id).await?;
+        if fence == Fence::Held && at <= Utc::now() {
+            self.wake.notify_waiters();
         }
-        Ok(())
+        Ok(fence)
+    }
+
+    async fn bury(&self, lease: JobLease, error: &str) -> Result<Fence> {
+        let sql = format!(
+            "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?3, \
+             updated_at = ?4 {FENCE}"
+        );
+        let q = sqlx::query(&sql)
+            .bind(lease.id)
+            .bind(lease.token.0)
+            .bind(error)
+            .bind(now_ms());
+        self.fenced(q, lease.id).await
+    }
+
+    async fn release(&self, lease: JobLease) -> Result<Fence> {
+        let sql = format!(
+            "UPDATE jobs SET state = 'queued', lease_until = NULL, \
+             attempts = MAX(attempts - 1, 0), next_attempt_at = ?3, updated_at = ?3 {FENCE}"
+        );
+        let q = sqlx::query(&sql)
+            .bind(lease.id)
+            .bind(lease.token.0)
+            .bind(now_ms());
+        let fence = self.fenced(q, lease.id).await?;
+        if fence == Fence::Held {
+            self.wake.notify_waiters();
+        }
+        Ok(fence)
     }
 
     async fn replay_dead(&self) -> Result<u64> {
@@ -652,6 +699,71 @@ impl Store for SqliteStore {
             .execute(&self.write)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    fn wakeup(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    async fn register_replica(&self, id: &ReplicaId, info: &str, ttl: Duration) -> Result<()> {
+        let now = now_ms();
+        let forget = now.saturating_sub(dur_ms(REPLICA_FORGET));
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM replicas WHERE expires_at < ?")
+            .bind(forget)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO replicas (id, info, started_at, last_seen, expires_at) \
+             VALUES (?1, ?2, ?3, ?3, ?4) \
+             ON CONFLICT (id) DO UPDATE SET last_seen = ?3, expires_at = ?4",
+        )
+        .bind(&id.0)
+        .bind(info)
+        .bind(now)
+        .bind(now.saturating_add(dur_ms(ttl)))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn beat_replica(&self, id: &ReplicaId, ttl: Duration) -> Result<bool> {
+        let now = now_ms();
+        let done = sqlx::query("UPDATE replicas SET last_seen = ?1, expires_at = ?2 WHERE id = ?3")
+            .bind(now)
+            .bind(now.saturating_add(dur_ms(ttl)))
+            .bind(&id.0)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn retire_replica(&self, id: &ReplicaId) -> Result<()> {
+        sqlx::query("DELETE FROM replicas WHERE id = ?")
+            .bind(&id.0)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn replicas(&self) -> Result<Vec<Replica>> {
+        let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT id, info, started_at, last_seen, expires_at FROM replicas \
+             ORDER BY started_at, id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, info, started, seen, expires)| Replica {
+                id,
+                info,
+                started_at: dt(started),
+                last_seen: dt(seen),
+                expires_at: dt(expires),
+            })
+            .collect())
     }
 
     async fn claim_epoch(&self) -> Result<ClaimEpoch> {

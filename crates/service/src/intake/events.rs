@@ -15,12 +15,19 @@
 //!
 //! Errors (Asana down, 429 past the client's retries) are logged and counted; the poller
 //! backs off (doubling up to 10 × the interval) and carries on from the saved token.
+//!
+//! **One poller per project across processes.** Before polling, a poller claims
+//! `watch:<project>` in the state store (a lease of [`POLLER_LEASE`], renewed every third
+//! of it while it runs). Another `watch` on the same database — on this host or another —
+//! finds the claim held and stands by, trying again every interval; when the holder stops
+//! (shutdown releases the claim, a crash lets it expire) one of them takes over from the
+//! saved sync token.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use asana_api::Gid;
-use bridge_core::record::{NewJob, StoreError};
+use bridge_core::record::{ClaimEpoch, Holder, NewJob, StoreError};
 use bridge_core::Services;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -135,7 +142,17 @@ pub async fn poll_once(
     }
 }
 
-/// Polls `project` every `interval` until `cancel` fires.
+/// The lease of a poller's `watch:<project>` claim: how long a crashed poller keeps its
+/// project from the standbys.
+pub const POLLER_LEASE: Duration = Duration::from_secs(10);
+
+/// The claim key that makes one poller per project across processes.
+pub fn poller_key(project: &Gid) -> String {
+    format!("watch:{project}")
+}
+
+/// Polls `project` every `interval` until `cancel` fires, while this process holds the
+/// project's poller claim (standing by while another process holds it).
 pub async fn run_poller(
     svc: Services,
     intake: Intake,
@@ -144,23 +161,70 @@ pub async fn run_poller(
     interval: Duration,
     cancel: CancellationToken,
 ) {
-    let mut wait = interval;
-    loop {
-        match poll_once(&svc, &intake, &metrics, &project).await {
-            Ok(p) => {
-                if p.events > 0 || p.resync {
-                    tracing::debug!(%project, events = p.events, new_jobs = p.new_jobs, resync = p.resync, "polled");
+    let holder = Holder::new();
+    let key = vec![poller_key(&project)];
+    let heartbeat = async {
+        loop {
+            tokio::time::sleep(POLLER_LEASE / 3).await;
+            if let Err(e) = svc.store.extend_claims(&holder, POLLER_LEASE).await {
+                tracing::warn!(%project, error = %e, "renewing the poller claim failed");
+            }
+        }
+    };
+    let polling = async {
+        let mut wait = interval;
+        let mut standing_by = false;
+        loop {
+            let held = svc
+                .store
+                .claim_keys(&key, &holder, ClaimEpoch::default(), POLLER_LEASE)
+                .await;
+            match held {
+                Ok(granted) if granted.is_empty() => {
+                    if !standing_by {
+                        tracing::info!(%project, "another watch process polls this project; standing by");
+                        standing_by = true;
+                    }
+                    metrics
+                        .watch_polls
+                        .get_or_create(&[("result", "standby")])
+                        .inc();
+                    wait = interval;
                 }
-                wait = interval;
+                Ok(_) => {
+                    if standing_by {
+                        tracing::info!(%project, "taking over polling this project");
+                        standing_by = false;
+                    }
+                    match poll_once(&svc, &intake, &metrics, &project).await {
+                        Ok(p) => {
+                            if p.events > 0 || p.resync {
+                                tracing::debug!(%project, events = p.events, new_jobs = p.new_jobs, resync = p.resync, "polled");
+                            }
+                            wait = interval;
+                        }
+                        Err(e) => {
+                            wait = (wait * 2).min(interval * 10);
+                            tracing::warn!(%project, error = %e, retry_in_ms = wait.as_millis() as u64, "polling Asana events failed");
+                        }
+                    }
+                }
+                Err(e) => {
+                    wait = (wait * 2).min(interval * 10);
+                    tracing::warn!(%project, error = %e, "claiming the project's poller failed");
+                }
             }
-            Err(e) => {
-                wait = (wait * 2).min(interval * 10);
-                tracing::warn!(%project, error = %e, retry_in_ms = wait.as_millis() as u64, "polling Asana events failed");
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
             }
         }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
+    };
+    tokio::select! {
+        _ = polling => {}
+        _ = heartbeat => {}
+    }
+    if let Err(e) = svc.store.release_claims(&key, &holder).await {
+        tracing::warn!(%project, error = %e, "giving back the poller claim failed; it expires with its lease");
     }
 }

@@ -9,10 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bridge_core::domain::RoomId;
 use bridge_core::record::{
-    ClaimEpoch, Granted, HistoryFilter, Holder, Job, LedgerEntry, NewJob, NewLedgerEntry,
-    PendingRemoval, QueueDepth, Result, RoomGrant, Store, StoreError, SyncMark, WebhookReg,
+    ClaimEpoch, Fence, Granted, HistoryFilter, Holder, Job, JobLease, LedgerEntry, NewJob,
+    NewLedgerEntry, PendingRemoval, QueueDepth, Replica, ReplicaId, Result, RoomGrant, Store,
+    StoreError, SyncMark, WebhookReg,
 };
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 
 use crate::support::WrapStore;
 
@@ -78,29 +80,29 @@ impl Store for FaultyStore {
         self.write()?;
         self.inner.enqueue(jobs).await
     }
-    async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>> {
+    async fn claim(&self, max: usize, lease: Duration, holder: &ReplicaId) -> Result<Vec<Job>> {
         self.write()?;
-        self.inner.claim(max, lease).await
+        self.inner.claim(max, lease, holder).await
     }
-    async fn extend_lease(&self, id: i64, lease: Duration) -> Result<bool> {
+    async fn extend_lease(&self, lease: JobLease, duration: Duration) -> Result<Fence> {
         self.write()?;
-        self.inner.extend_lease(id, lease).await
+        self.inner.extend_lease(lease, duration).await
     }
-    async fn complete(&self, id: i64) -> Result<()> {
+    async fn complete(&self, lease: JobLease) -> Result<Fence> {
         self.write()?;
-        self.inner.complete(id).await
+        self.inner.complete(lease).await
     }
-    async fn retry_later(&self, id: i64, error: &str, at: DateTime<Utc>) -> Result<()> {
+    async fn retry_later(&self, lease: JobLease, error: &str, at: DateTime<Utc>) -> Result<Fence> {
         self.write()?;
-        self.inner.retry_later(id, error, at).await
+        self.inner.retry_later(lease, error, at).await
     }
-    async fn bury(&self, id: i64, error: &str) -> Result<()> {
+    async fn bury(&self, lease: JobLease, error: &str) -> Result<Fence> {
         self.write()?;
-        self.inner.bury(id, error).await
+        self.inner.bury(lease, error).await
     }
-    async fn release(&self, id: i64) -> Result<()> {
+    async fn release(&self, lease: JobLease) -> Result<Fence> {
         self.write()?;
-        self.inner.release(id).await
+        self.inner.release(lease).await
     }
     async fn replay_dead(&self) -> Result<u64> {
         self.write()?;
@@ -122,6 +124,24 @@ impl Store for FaultyStore {
     async fn prune_done(&self, older_than: Duration) -> Result<u64> {
         self.write()?;
         self.inner.prune_done(older_than).await
+    }
+    fn wakeup(&self) -> Arc<Notify> {
+        self.inner.wakeup()
+    }
+    async fn register_replica(&self, id: &ReplicaId, info: &str, ttl: Duration) -> Result<()> {
+        self.write()?;
+        self.inner.register_replica(id, info, ttl).await
+    }
+    async fn beat_replica(&self, id: &ReplicaId, ttl: Duration) -> Result<bool> {
+        self.write()?;
+        self.inner.beat_replica(id, ttl).await
+    }
+    async fn retire_replica(&self, id: &ReplicaId) -> Result<()> {
+        self.write()?;
+        self.inner.retire_replica(id).await
+    }
+    async fn replicas(&self) -> Result<Vec<Replica>> {
+        self.inner.replicas().await
     }
     async fn claim_epoch(&self) -> Result<ClaimEpoch> {
         self.inner.claim_epoch().await

@@ -162,7 +162,6 @@ async fn one_project_is_never_resynced_twice_at_once() {
     use bridge_service::intake::events::resync_job;
     use bridge_service::worker::Verdict;
     use bridge_service::{Metrics, Workers};
-    use tokio::sync::Notify;
 
     let (mut w, ids) = crate::support::world();
     for (t, u) in ids.tasks.iter().zip(&ids.users) {
@@ -189,7 +188,7 @@ async fn one_project_is_never_resynced_twice_at_once() {
         svc.clone(),
         Arc::new(test_config(vec![rule(&ids.project)])),
         Arc::new(Metrics::new()),
-        Arc::new(Notify::new()),
+        bridge_core::record::ReplicaId::new(),
     );
     let (a, b) = tokio::join!(workers.run_one(), async {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -182,7 +182,11 @@ async fn shutdown_releases_a_job_that_cannot_finish_in_time() {
     let jobs = app
         .svc
         .store
-        .claim(1, Duration::from_secs(1))
+        .claim(
+            1,
+            Duration::from_secs(1),
+            &bridge_core::record::ReplicaId::new(),
+        )
         .await
         .unwrap();
     assert_eq!(jobs[0].attempts, 1);

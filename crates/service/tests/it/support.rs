@@ -423,7 +423,11 @@ impl TestApp {
         for job in self
             .svc
             .store
-            .claim(n, Duration::from_secs(60))
+            .claim(
+                n,
+                Duration::from_secs(60),
+                &bridge_core::record::ReplicaId::new(),
+            )
             .await
             .unwrap()
         {
@@ -431,7 +435,8 @@ impl TestApp {
                 "no [[rules]] entry for project {} in the configuration this service runs with",
                 self.ids.project_without_rule
             );
-            self.svc.store.bury(job.id, &error).await.unwrap();
+            let fence = self.svc.store.bury(job.lease(), &error).await.unwrap();
+            assert_eq!(fence, bridge_core::record::Fence::Held);
         }
         let store = self.svc.store.clone();
         let want = before + n as u64;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use asana_api::Gid;
+use bridge_core::record::ReplicaId;
 use bridge_service::intake::events::poll_once;
 use bridge_service::{writer, Metrics, WatchConfig, Workers};
 use bridge_sim::{AsanaSim, AsanaSimOptions, DocSpaceSim, DocSpaceSimOptions};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{eventually, rule, services, test_config, world};
@@ -37,9 +37,8 @@ async fn watch_recovers_from_an_expired_sync_token() {
     let svc = services(&asana, &docspace, &dir).await;
     let cfg = Arc::new(test_config(vec![rule(&ids.project)]));
     let metrics = Arc::new(Metrics::new());
-    let wake = Arc::new(Notify::new());
-    let (intake, _writer) = writer::spawn(svc.store.clone(), metrics.clone(), wake.clone(), 64);
-    let workers = Workers::new(svc.clone(), cfg, metrics.clone(), wake);
+    let (intake, _writer) = writer::spawn(svc.store.clone(), metrics.clone(), 64);
+    let workers = Workers::new(svc.clone(), cfg, metrics.clone(), ReplicaId::new());
     let project = Gid::parse(&ids.project).unwrap();
     let invited = || docspace.world(|w| w.invitations_sent());
 

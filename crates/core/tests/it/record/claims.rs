@@ -4,17 +4,16 @@
 
 use std::time::Duration;
 
-use bridge_core::record::{ClaimEpoch, Holder};
+use bridge_core::record::{ClaimEpoch, Fence, Holder};
 
-use crate::support::store;
+use super::Backend;
 
 fn keys(k: &[&str]) -> Vec<String> {
     k.iter().map(|s| s.to_string()).collect()
 }
 
-#[tokio::test]
-async fn a_held_key_is_refused_to_others_and_granted_again_to_its_holder() {
-    let (_d, s) = store().await;
+async fn a_held_key_is_refused_to_others_and_granted_again_to_its_holder(backend: &Backend) {
+    let s = backend.open().await;
     let (a, b) = (Holder::new(), Holder::new());
     let epoch = s.claim_epoch().await.unwrap();
     let lease = Duration::from_secs(60);
@@ -46,9 +45,10 @@ async fn a_held_key_is_refused_to_others_and_granted_again_to_its_holder() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn a_release_after_the_epoch_makes_the_reading_stale_and_a_later_epoch_does_not() {
-    let (_d, s) = store().await;
+async fn a_release_after_the_epoch_makes_the_reading_stale_and_a_later_epoch_does_not(
+    backend: &Backend,
+) {
+    let s = backend.open().await;
     let (a, b) = (Holder::new(), Holder::new());
     let lease = Duration::from_secs(60);
     let before = s.claim_epoch().await.unwrap();
@@ -73,9 +73,8 @@ async fn a_release_after_the_epoch_makes_the_reading_stale_and_a_later_epoch_doe
     assert!(!fresh[0].stale, "a read after the last release is fresh");
 }
 
-#[tokio::test]
-async fn an_expired_claim_is_taken_over_as_stale_and_a_heartbeat_keeps_it() {
-    let (_d, s) = store().await;
+async fn an_expired_claim_is_taken_over_as_stale_and_a_heartbeat_keeps_it(backend: &Backend) {
+    let s = backend.open().await;
     let (dead, alive, newcomer) = (Holder::new(), Holder::new(), Holder::new());
     let epoch = ClaimEpoch::default();
     let short = Duration::from_millis(200);
@@ -106,9 +105,8 @@ async fn an_expired_claim_is_taken_over_as_stale_and_a_heartbeat_keeps_it() {
     );
 }
 
-#[tokio::test]
-async fn concurrent_claimers_never_share_a_key() {
-    let (_d, s) = store().await;
+async fn concurrent_claimers_never_share_a_key(backend: &Backend) {
+    let s = backend.open().await;
     let all: Vec<String> = (0..50).map(|i| format!("person:{i}")).collect();
     let runs = (0..8).map(|_| {
         let s = s.clone();
@@ -131,11 +129,10 @@ async fn concurrent_claimers_never_share_a_key() {
     assert_eq!(granted, want, "each key granted exactly once");
 }
 
-#[tokio::test]
-async fn a_running_jobs_lease_is_extended_until_it_is_settled() {
+async fn a_running_jobs_lease_is_extended_until_it_is_settled(backend: &Backend) {
     use bridge_core::domain::{JobKind, JobPayload, Source};
     use bridge_core::record::NewJob;
-    let (_d, s) = store().await;
+    let s = backend.open().await;
     s.enqueue(&[NewJob {
         kind: JobKind::Project,
         resource_gid: "1".into(),
@@ -146,15 +143,30 @@ async fn a_running_jobs_lease_is_extended_until_it_is_settled() {
     .await
     .unwrap();
     let short = Duration::from_millis(300);
-    let job = s.claim(1, short).await.unwrap().pop().unwrap();
+    let me = bridge_core::record::ReplicaId::new();
+    let job = s.claim(1, short, &me).await.unwrap().pop().unwrap();
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        assert!(s.extend_lease(job.id, short).await.unwrap());
+        assert_eq!(
+            s.extend_lease(job.lease(), short).await.unwrap(),
+            Fence::Held
+        );
     }
     assert!(
-        s.claim(1, short).await.unwrap().is_empty(),
+        s.claim(1, short, &me).await.unwrap().is_empty(),
         "a renewed job is not handed out again"
     );
-    s.complete(job.id).await.unwrap();
-    assert!(!s.extend_lease(job.id, short).await.unwrap());
+    assert_eq!(s.complete(job.lease()).await.unwrap(), Fence::Held);
+    assert_eq!(
+        s.extend_lease(job.lease(), short).await.unwrap(),
+        Fence::Lost
+    );
 }
+
+super::conformance!(
+    a_held_key_is_refused_to_others_and_granted_again_to_its_holder,
+    a_release_after_the_epoch_makes_the_reading_stale_and_a_later_epoch_does_not,
+    an_expired_claim_is_taken_over_as_stale_and_a_heartbeat_keeps_it,
+    concurrent_claimers_never_share_a_key,
+    a_running_jobs_lease_is_extended_until_it_is_settled,
+);

@@ -1,8 +1,8 @@
 //! Ledger: record, record_many, history filters and ordering.
 
-use bridge_core::record::{self, HistoryFilter, NewLedgerEntry};
+use bridge_core::record::{HistoryFilter, NewLedgerEntry};
 
-use crate::support::store;
+use super::Backend;
 
 fn entry(run: &str, task: &str, email: Option<&str>, outcome: &str) -> NewLedgerEntry {
     NewLedgerEntry {
@@ -19,9 +19,8 @@ fn entry(run: &str, task: &str, email: Option<&str>, outcome: &str) -> NewLedger
     }
 }
 
-#[tokio::test]
-async fn record_returns_ids_and_history_keeps_every_field() {
-    let (_d, s) = store().await;
+async fn record_returns_ids_and_history_keeps_every_field(backend: &Backend) {
+    let s = backend.open().await;
     let before = chrono::Utc::now() - chrono::Duration::seconds(1);
     let mut e = entry("run-1", "11", Some("Ann@Example.com"), "failed");
     e.target = "room:42".parse().unwrap();
@@ -54,9 +53,8 @@ async fn record_returns_ids_and_history_keeps_every_field() {
     assert_eq!(h[1].email, None);
 }
 
-#[tokio::test]
-async fn history_filters_combine_and_email_ignores_case() {
-    let (_d, s) = store().await;
+async fn history_filters_combine_and_email_ignores_case(backend: &Backend) {
+    let s = backend.open().await;
     s.record_many(&[
         entry("r1", "1", Some("ann@example.com"), "invited"),
         entry("r1", "2", Some("bob@example.com"), "invited"),
@@ -121,9 +119,8 @@ async fn history_filters_combine_and_email_ignores_case() {
     assert!(none.is_empty());
 }
 
-#[tokio::test]
-async fn limit_keeps_the_newest_and_returns_them_oldest_first() {
-    let (_d, s) = store().await;
+async fn limit_keeps_the_newest_and_returns_them_oldest_first(backend: &Backend) {
+    let s = backend.open().await;
     let es: Vec<_> = (0..10)
         .map(|i| entry("r", &i.to_string(), None, "invited"))
         .collect();
@@ -154,9 +151,8 @@ async fn limit_keeps_the_newest_and_returns_them_oldest_first() {
     assert!(zero.is_empty());
 }
 
-#[tokio::test]
-async fn record_many_empty_is_a_no_op() {
-    let (_d, s) = store().await;
+async fn record_many_empty_is_a_no_op(backend: &Backend) {
+    let s = backend.open().await;
     s.record_many(&[]).await.unwrap();
     assert!(s
         .history(&HistoryFilter::default())
@@ -165,13 +161,10 @@ async fn record_many_empty_is_a_no_op() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn concurrent_writers_do_not_hit_busy_errors() {
+async fn concurrent_writers_do_not_hit_busy_errors(backend: &Backend) {
     // Two stores (two pools) on one file, as when a CLI run shares the file with `serve`.
-    let dir = tempfile::tempdir().unwrap();
-    let loc = dir.path().join("state.db").to_str().unwrap().to_string();
-    let a = record::open(&loc).await.unwrap();
-    let b = record::open(&loc).await.unwrap();
+    let a = backend.open().await;
+    let b = backend.open().await;
     let mut tasks = Vec::new();
     for (n, s) in [a.clone(), b.clone(), a.clone(), b.clone()]
         .into_iter()
@@ -197,3 +190,11 @@ async fn concurrent_writers_do_not_hit_busy_errors() {
         4 * 50 * 6
     );
 }
+
+super::conformance!(
+    record_returns_ids_and_history_keeps_every_field,
+    history_filters_combine_and_email_ignores_case,
+    limit_keeps_the_newest_and_returns_them_oldest_first,
+    record_many_empty_is_a_no_op,
+    concurrent_writers_do_not_hit_busy_errors,
+);

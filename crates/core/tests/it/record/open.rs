@@ -151,16 +151,10 @@ async fn in_memory_store_works() {
 }
 
 #[tokio::test]
-async fn postgres_is_unsupported_for_now() {
-    for loc in ["postgres://u:p@localhost/db", "postgresql://localhost/db"] {
-        match record::open(loc).await {
-            Err(StoreError::Unsupported(msg)) => {
-                assert_eq!(msg, "postgres backend not built yet; use a SQLite path");
-                assert!(!msg.contains("u:p"));
-            }
-            other => panic!("expected Unsupported, got {other:?}"),
-        }
-    }
+async fn unknown_schemes_and_empty_locations_are_unsupported() {
+    assert!(record::is_postgres("postgres://u:p@localhost/db"));
+    assert!(record::is_postgres("PostgreSQL://localhost/db"));
+    assert!(!record::is_postgres("/var/lib/state.db"));
     assert!(matches!(
         record::open("mysql://localhost/db").await,
         Err(StoreError::Unsupported(_))

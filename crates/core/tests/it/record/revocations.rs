@@ -1,15 +1,16 @@
 //! Room grants and pending removals (migration 0005): a later share keeps what the person
 //! had before the first one; the first noticed end of an assignment wins; cancelling and
-//! finishing remove exactly their rows; a scheduled job waits for its due time.
+//! finishing remove exactly their rows; a scheduled job waits for its due time. On every
+//! backend (the conformance suite).
 
 use std::time::Duration;
 
 use bridge_core::domain::{JobKind, JobPayload, RoomId, Source};
-use bridge_core::record::{NewJob, PendingRemoval, RoomGrant};
+use bridge_core::record::{NewJob, PendingRemoval, ReplicaId, RoomGrant};
 use chrono::{DateTime, Utc};
 use docspace_api::Access;
 
-use crate::support::store;
+use super::{conformance, Backend};
 
 fn grant(room: &RoomId, email: &str, access: Access, prior: Option<i32>) -> RoomGrant {
     RoomGrant {
@@ -26,9 +27,8 @@ fn grant(room: &RoomId, email: &str, access: Access, prior: Option<i32>) -> Room
     }
 }
 
-#[tokio::test]
-async fn a_later_share_keeps_the_prior_level_of_the_first() {
-    let (_d, s) = store().await;
+async fn a_later_share_keeps_the_prior_level_of_the_first(backend: &Backend) {
+    let s = backend.open().await;
     let room = RoomId::parse("5").unwrap();
     s.record_grants(&[
         grant(&room, "a@x.io", Access::Read, Some(2)),
@@ -53,9 +53,8 @@ async fn a_later_share_keeps_the_prior_level_of_the_first() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn pending_removals_keep_the_first_time_and_go_with_cancel_or_finish() {
-    let (_d, s) = store().await;
+async fn pending_removals_keep_the_first_time_and_go_with_cancel_or_finish(backend: &Backend) {
+    let s = backend.open().await;
     let room = RoomId::parse("5").unwrap();
     let t0 = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
     let pending = |email: &str, since: DateTime<Utc>, why: &str| PendingRemoval {
@@ -100,9 +99,8 @@ async fn pending_removals_keep_the_first_time_and_go_with_cancel_or_finish() {
     assert!(s.room_grants(&room).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_scheduled_job_is_not_claimed_before_it_is_due_nor_counted_as_backlog() {
-    let (_d, s) = store().await;
+async fn a_scheduled_job_is_not_claimed_before_it_is_due_nor_counted_as_backlog(backend: &Backend) {
+    let s = backend.open().await;
     let job = NewJob {
         kind: JobKind::Room,
         resource_gid: "5".into(),
@@ -114,7 +112,11 @@ async fn a_scheduled_job_is_not_claimed_before_it_is_due_nor_counted_as_backlog(
     assert!(s.schedule_job(&job, due).await.unwrap());
     assert!(!s.schedule_job(&job, due).await.unwrap(), "deduplicated");
     assert!(s
-        .claim(10, Duration::from_secs(60))
+        .claim(
+            10,
+            Duration::from_secs(60),
+            &ReplicaId("test-claimer".into())
+        )
         .await
         .unwrap()
         .is_empty());
@@ -128,7 +130,20 @@ async fn a_scheduled_job_is_not_claimed_before_it_is_due_nor_counted_as_backlog(
     s.schedule_job(&now, Utc::now() - chrono::Duration::seconds(1))
         .await
         .unwrap();
-    let claimed = s.claim(10, Duration::from_secs(60)).await.unwrap();
+    let claimed = s
+        .claim(
+            10,
+            Duration::from_secs(60),
+            &ReplicaId("test-claimer".into()),
+        )
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].kind, JobKind::Room);
 }
+
+conformance!(
+    a_later_share_keeps_the_prior_level_of_the_first,
+    pending_removals_keep_the_first_time_and_go_with_cancel_or_finish,
+    a_scheduled_job_is_not_claimed_before_it_is_due_nor_counted_as_backlog,
+);

@@ -2,11 +2,10 @@
 
 use chrono::{Duration, TimeZone, Utc};
 
-use crate::support::store;
+use super::Backend;
 
-#[tokio::test]
-async fn full_then_incremental_then_a_changed_rule() {
-    let (_d, s) = store().await;
+async fn full_then_incremental_then_a_changed_rule(backend: &Backend) {
+    let s = backend.open().await;
     assert_eq!(s.sync_mark("1201:-").await.unwrap(), None);
     // An incremental sync with no full one before it records nothing.
     let t0 = Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).unwrap();
@@ -62,18 +61,19 @@ async fn full_then_incremental_then_a_changed_rule() {
     assert_eq!(s.sync_mark("1201:5").await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn marks_survive_a_reopen() {
-    let (dir, s) = store().await;
+async fn marks_survive_a_reopen(backend: &Backend) {
+    let s = backend.open().await;
     let t0 = Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).unwrap();
     s.record_full_sync("9:7", "9", "fp", t0).await.unwrap();
     s.close().await;
-    let path = dir.path().join("state.db");
-    let s = bridge_core::record::open(path.to_str().unwrap())
-        .await
-        .unwrap();
+    let s = backend.open().await;
     assert_eq!(
         s.sync_mark("9:7").await.unwrap().map(|m| m.full_started_at),
         Some(t0)
     );
 }
+
+super::conformance!(
+    full_then_incremental_then_a_changed_rule,
+    marks_survive_a_reopen,
+);

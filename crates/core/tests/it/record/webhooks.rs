@@ -2,13 +2,12 @@
 
 use bridge_core::record::StoreError;
 
-use crate::support::store;
+use super::Backend;
 
 const URL: &str = "https://bridge.example.com/webhooks/asana/h1";
 
-#[tokio::test]
-async fn secret_is_stored_only_while_expecting_and_only_once() {
-    let (_d, s) = store().await;
+async fn secret_is_stored_only_while_expecting_and_only_once(backend: &Backend) {
+    let s = backend.open().await;
     // Unknown id: a handshake for a registration we never asked for is refused.
     assert!(!s.store_webhook_secret("h1", "forged").await.unwrap());
 
@@ -32,9 +31,8 @@ async fn secret_is_stored_only_while_expecting_and_only_once() {
     assert_eq!(w.secret.as_deref(), Some("first-secret"));
 }
 
-#[tokio::test]
-async fn secret_never_shows_in_debug_or_json() {
-    let (_d, s) = store().await;
+async fn secret_never_shows_in_debug_or_json(backend: &Backend) {
+    let s = backend.open().await;
     s.expect_webhook("h1", "p1", URL).await.unwrap();
     s.store_webhook_secret("h1", "top-secret-value")
         .await
@@ -48,9 +46,8 @@ async fn secret_never_shows_in_debug_or_json() {
     assert!(!json.contains("secret"), "{json}");
 }
 
-#[tokio::test]
-async fn registrations_list_activate_and_delete() {
-    let (_d, s) = store().await;
+async fn registrations_list_activate_and_delete(backend: &Backend) {
+    let s = backend.open().await;
     s.expect_webhook("h1", "p1", URL).await.unwrap();
     s.expect_webhook("h2", "p2", "https://b/webhooks/asana/h2")
         .await
@@ -85,9 +82,8 @@ async fn registrations_list_activate_and_delete() {
     assert!(s.webhooks().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn sync_tokens_are_upserted_per_resource() {
-    let (_d, s) = store().await;
+async fn sync_tokens_are_upserted_per_resource(backend: &Backend) {
+    let s = backend.open().await;
     assert_eq!(s.sync_token("p1").await.unwrap(), None);
     s.set_sync_token("p1", "t1").await.unwrap();
     s.set_sync_token("p2", "u1").await.unwrap();
@@ -96,3 +92,10 @@ async fn sync_tokens_are_upserted_per_resource() {
     assert_eq!(s.sync_token("p1").await.unwrap().as_deref(), Some("t2"));
     assert_eq!(s.sync_token("p2").await.unwrap().as_deref(), Some("u1"));
 }
+
+super::conformance!(
+    secret_is_stored_only_while_expecting_and_only_once,
+    secret_never_shows_in_debug_or_json,
+    registrations_list_activate_and_delete,
+    sync_tokens_are_upserted_per_resource,
+);
