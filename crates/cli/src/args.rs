@@ -250,6 +250,10 @@ pub struct SyncArgs {
     /// enough (`[sync] full_every`, default 24h) to read only what was modified since.
     #[arg(long)]
     pub full: bool,
+    /// Go ahead with up to N removals of room access this run, whatever
+    /// `[deprovision] max_revocations` says (after a run held back with exit 4).
+    #[arg(long, value_name = "N")]
+    pub allow_revocations: Option<usize>,
 }
 
 #[derive(Debug, Args)]

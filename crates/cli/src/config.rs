@@ -7,7 +7,9 @@
 
 use std::path::Path;
 
-use bridge_core::config::{validate_rules, RawRule, Rule, SyncSection, SyncSettings};
+use bridge_core::config::{
+    validate_rules, DeprovisionSection, RawRule, Revocation, Rule, SyncSection, SyncSettings,
+};
 use bridge_core::CoreError;
 use bridge_service::config::{AdminSection, ServeSection};
 use serde::Deserialize;
@@ -29,6 +31,8 @@ pub struct FileConfig {
     pub serve: ServeSection,
     #[serde(default)]
     pub admin: AdminSection,
+    #[serde(default)]
+    pub deprovision: DeprovisionSection,
     #[serde(default)]
     pub rules: Vec<RawRule>,
 }
@@ -116,6 +120,14 @@ impl FileConfig {
     /// `[sync]` with its defaults.
     pub fn sync(&self) -> Result<SyncSettings, CoreError> {
         self.sync.settings()
+    }
+
+    /// The revocable rooms of every rule of the file, with `[deprovision]`'s threshold.
+    pub fn revocation(&self, all_rules: &[Rule]) -> Result<Revocation, CoreError> {
+        Ok(Revocation::from_rules(
+            all_rules,
+            self.deprovision.max_revocations()?,
+        ))
     }
 }
 

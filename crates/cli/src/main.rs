@@ -20,6 +20,9 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const NOTHING_TO_DO: u8 = 3;
+    /// A run held back by `[deprovision] max_revocations`: nothing was removed, the rest
+    /// was done (`bridge_core::report::EXIT_REVOCATIONS_HELD`).
+    pub const REVOCATIONS_HELD: u8 = 4;
 }
 
 /// An error that already knows its exit code. Everything else that reaches `main` is a

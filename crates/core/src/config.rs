@@ -82,6 +82,160 @@ impl SyncSection {
     }
 }
 
+/// `[deprovision]`: the safety brake on removals.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeprovisionSection {
+    /// The most room removals one run may make (default 10), or a share of a room's
+    /// members (`"10%"`). A run that would remove more removes nothing and exits 4.
+    pub max_revocations: Option<RawMax>,
+}
+
+/// `max_revocations` as written: a number or a text such as `"10%"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum RawMax {
+    /// A count per run.
+    Count(i64),
+    /// `"10%"` (or a count written as text).
+    Text(String),
+}
+
+/// The threshold above which a run removes nothing (Entra's "accidental deletions").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxRevocations {
+    /// At most this many removals in one run, over all rooms.
+    PerRun(usize),
+    /// In each room, at most this percentage of its members (rounded down, at least 1).
+    ShareOfRoom(u8),
+}
+
+/// Default `[deprovision] max_revocations`.
+pub const DEFAULT_MAX_REVOCATIONS: MaxRevocations = MaxRevocations::PerRun(10);
+
+impl Default for MaxRevocations {
+    fn default() -> Self {
+        DEFAULT_MAX_REVOCATIONS
+    }
+}
+
+impl MaxRevocations {
+    /// How many removals a room of `members` members may see in this run under a share
+    /// limit (`None` for a per-run limit, which is counted over the whole run).
+    pub fn room_limit(self, members: usize) -> Option<usize> {
+        match self {
+            MaxRevocations::PerRun(_) => None,
+            MaxRevocations::ShareOfRoom(p) => Some((members * usize::from(p) / 100).max(1)),
+        }
+    }
+}
+
+impl std::fmt::Display for MaxRevocations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxRevocations::PerRun(n) => write!(f, "{n} per run"),
+            MaxRevocations::ShareOfRoom(p) => write!(f, "{p}% of a room's members"),
+        }
+    }
+}
+
+impl DeprovisionSection {
+    /// The threshold with its default; a negative count, a share above 100% or text that is
+    /// neither is refused.
+    pub fn max_revocations(&self) -> Result<MaxRevocations, CoreError> {
+        let bad = |v: &dyn std::fmt::Display| {
+            CoreError::Config(format!(
+                "[deprovision] max_revocations = {v} is neither a count (e.g. 10) nor a share of a room's members (e.g. \"10%\")"
+            ))
+        };
+        match &self.max_revocations {
+            None => Ok(DEFAULT_MAX_REVOCATIONS),
+            Some(RawMax::Count(n)) => usize::try_from(*n)
+                .map(MaxRevocations::PerRun)
+                .map_err(|_| bad(n)),
+            Some(RawMax::Text(t)) => {
+                let text = t.trim();
+                if let Some(p) = text.strip_suffix('%') {
+                    match p.trim().parse::<u8>() {
+                        Ok(p) if p <= 100 => Ok(MaxRevocations::ShareOfRoom(p)),
+                        _ => Err(bad(&format!("{t:?}"))),
+                    }
+                } else {
+                    text.parse::<usize>()
+                        .map(MaxRevocations::PerRun)
+                        .map_err(|_| bad(&format!("{t:?}")))
+                }
+            }
+        }
+    }
+}
+
+/// What one room's rules say about removals: the room is revocable only when **every**
+/// rule naming it says `on_unassign = "revoke"` (one `keep` keeps it, the safe reading of
+/// a mixed file), after the longest `revoke_after` among them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRevocation {
+    /// The grace.
+    pub grace: Duration,
+    /// Every configured rule naming the room ([`crate::reconcile::rule_key`]): removals are
+    /// computed only by a run that read all of them whole and successfully.
+    pub rule_keys: std::collections::BTreeSet<String>,
+    /// The projects of those rules, for the ledger's why.
+    pub projects: std::collections::BTreeSet<String>,
+}
+
+/// Everything a reconcile needs to decide removals: the revocable rooms of the whole
+/// configuration (not only the rules of this run), the threshold, and an admin's
+/// `--allow-revocations`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revocation {
+    /// Room → its grace and naming rules; rooms absent here are never touched.
+    pub rooms: std::collections::BTreeMap<RoomId, RoomRevocation>,
+    /// The threshold.
+    pub max: MaxRevocations,
+    /// `sync --allow-revocations N`: go ahead with up to N removals whatever the threshold.
+    pub allow: Option<usize>,
+}
+
+impl Revocation {
+    /// The revocable rooms of `all_rules` (every rule of the configuration).
+    pub fn from_rules(all_rules: &[Rule], max: MaxRevocations) -> Revocation {
+        let mut rooms: std::collections::BTreeMap<RoomId, (bool, RoomRevocation)> =
+            std::collections::BTreeMap::new();
+        for r in all_rules {
+            let Some(t) = &r.room else { continue };
+            let e = rooms.entry(t.room.clone()).or_insert_with(|| {
+                (
+                    true,
+                    RoomRevocation {
+                        grace: Duration::ZERO,
+                        rule_keys: Default::default(),
+                        projects: Default::default(),
+                    },
+                )
+            });
+            e.0 &= r.on_unassign == OnUnassign::Revoke;
+            e.1.grace = e.1.grace.max(r.revoke_after);
+            e.1.rule_keys.insert(crate::reconcile::rule_key(r));
+            e.1.projects.insert(r.project.to_string());
+        }
+        Revocation {
+            rooms: rooms
+                .into_iter()
+                .filter(|(_, (revoke, _))| *revoke)
+                .map(|(id, (_, r))| (id, r))
+                .collect(),
+            max,
+            allow: None,
+        }
+    }
+
+    /// Whether any room may see removals.
+    pub fn is_on(&self) -> bool {
+        !self.rooms.is_empty()
+    }
+}
+
 /// One `[[rules]]` table exactly as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,7 +251,50 @@ pub struct RawRule {
     /// Whether assignees of completed tasks count.
     #[serde(default)]
     pub include_completed: bool,
+    /// `keep` (the default) or `revoke`: what happens to the room access this tool granted
+    /// once no open task under a rule naming the room assigns the person any more.
+    pub on_unassign: Option<String>,
+    /// How long after the last qualifying assignment ended the access is removed (a
+    /// duration: `"0s"`, `"30m"`, `"24h"`; default `"24h"`). Only with `on_unassign`.
+    pub revoke_after: Option<String>,
 }
+
+/// What a rule does with the room access this tool granted once the reason for it is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnUnassign {
+    /// Access only grows (the behaviour before `on_unassign` existed).
+    #[default]
+    Keep,
+    /// Remove the access this tool granted, after `revoke_after`.
+    Revoke,
+}
+
+impl OnUnassign {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnUnassign::Keep => "keep",
+            OnUnassign::Revoke => "revoke",
+        }
+    }
+}
+
+impl std::str::FromStr for OnUnassign {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "keep" => Ok(OnUnassign::Keep),
+            "revoke" => Ok(OnUnassign::Revoke),
+            other => Err(format!(
+                "on_unassign = {other:?}: write \"keep\" (access only grows, the default) or \"revoke\""
+            )),
+        }
+    }
+}
+
+/// Default `revoke_after`: a day, so a quick reassignment never makes access flap.
+pub const DEFAULT_REVOKE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// A rule after validation: typed ids and integer-backed enums only.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +307,10 @@ pub struct Rule {
     pub user_type: UserType,
     /// Whether assignees of completed tasks count.
     pub include_completed: bool,
+    /// What happens to the room access this tool granted once nobody's task asks for it.
+    pub on_unassign: OnUnassign,
+    /// The grace before a removal.
+    pub revoke_after: Duration,
 }
 
 /// A room and the level a rule wants in it.
@@ -183,11 +384,31 @@ impl RawRule {
                 Some(RoomTarget { room, access })
             }
         };
+        let on_unassign = match &self.on_unassign {
+            Some(text) => text.parse::<OnUnassign>()?,
+            None => OnUnassign::Keep,
+        };
+        if on_unassign == OnUnassign::Revoke && room.is_none() {
+            return Err(
+                "on_unassign = \"revoke\" needs a `room`: only room access is ever removed (portal accounts never are)"
+                    .into(),
+            );
+        }
+        let revoke_after = match &self.revoke_after {
+            Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
+                format!(
+                    "revoke_after = {text:?} is not a duration ({e}); write e.g. \"24h\", \"30m\" or \"0s\""
+                )
+            })?,
+            None => DEFAULT_REVOKE_AFTER,
+        };
         Ok(Rule {
             project,
             room,
             user_type,
             include_completed: self.include_completed,
+            on_unassign,
+            revoke_after,
         })
     }
 }
@@ -254,6 +475,80 @@ mod tests {
         ] {
             assert!(rules(text).is_err(), "accepted: {text}");
         }
+    }
+
+    #[test]
+    fn on_unassign_defaults_to_keep_and_revoke_needs_a_room_and_a_duration() {
+        let r = &rules("[[rules]]\nproject = \"12\"\nroom = \"7\"\n").unwrap()[0];
+        assert_eq!(r.on_unassign, OnUnassign::Keep);
+        assert_eq!(r.revoke_after, DEFAULT_REVOKE_AFTER);
+        let r = &rules(
+            "[[rules]]\nproject = \"12\"\nroom = \"7\"\non_unassign = \"revoke\"\nrevoke_after = \"0s\"\n",
+        )
+        .unwrap()[0];
+        assert_eq!(r.on_unassign, OnUnassign::Revoke);
+        assert_eq!(r.revoke_after, Duration::ZERO);
+        for (text, word) in [
+            (
+                "[[rules]]\nproject = \"1\"\nroom = \"7\"\non_unassign = \"remove\"\n",
+                "on_unassign",
+            ),
+            (
+                "[[rules]]\nproject = \"1\"\non_unassign = \"revoke\"\n",
+                "needs a `room`",
+            ),
+            (
+                "[[rules]]\nproject = \"1\"\nroom = \"7\"\nrevoke_after = \"soon\"\n",
+                "revoke_after",
+            ),
+        ] {
+            let err = rules(text).unwrap_err();
+            assert!(err.contains(word), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_room_is_revocable_only_when_every_rule_naming_it_says_revoke() {
+        let all = rules(
+            "[[rules]]\nproject = \"1\"\nroom = \"7\"\non_unassign = \"revoke\"\nrevoke_after = \"1h\"\n\
+             [[rules]]\nproject = \"2\"\nroom = \"7\"\non_unassign = \"revoke\"\nrevoke_after = \"2h\"\n\
+             [[rules]]\nproject = \"1\"\nroom = \"8\"\non_unassign = \"revoke\"\n\
+             [[rules]]\nproject = \"3\"\nroom = \"8\"\n",
+        )
+        .unwrap();
+        let r = Revocation::from_rules(&all, DEFAULT_MAX_REVOCATIONS);
+        let seven = RoomId::parse("7").unwrap();
+        assert_eq!(r.rooms.len(), 1, "{r:?}");
+        assert_eq!(r.rooms[&seven].grace, Duration::from_secs(7200));
+        assert_eq!(r.rooms[&seven].rule_keys.len(), 2);
+    }
+
+    #[test]
+    fn max_revocations_is_a_count_or_a_share() {
+        let parse = |t: &str| {
+            toml::from_str::<DeprovisionSection>(t)
+                .map_err(|e| e.to_string())
+                .and_then(|d| d.max_revocations().map_err(|e| e.to_string()))
+        };
+        assert_eq!(parse("").unwrap(), MaxRevocations::PerRun(10));
+        assert_eq!(
+            parse("max_revocations = 3").unwrap(),
+            MaxRevocations::PerRun(3)
+        );
+        assert_eq!(
+            parse("max_revocations = \"10%\"").unwrap(),
+            MaxRevocations::ShareOfRoom(10)
+        );
+        assert_eq!(MaxRevocations::ShareOfRoom(10).room_limit(35), Some(3));
+        assert_eq!(MaxRevocations::ShareOfRoom(10).room_limit(4), Some(1));
+        for bad in [
+            "max_revocations = -1",
+            "max_revocations = \"150%\"",
+            "max_revocations = \"lots\"",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert!(parse("max_revocation = 3").is_err());
     }
 
     #[test]

@@ -117,6 +117,9 @@ words! {
         Plan => "plan",
         /// A whole-project resync job.
         Sync => "sync",
+        /// Room access this tool granted was removed (or its removal decided, held back,
+        /// cancelled or left alone): see the outcome.
+        Revoke => "revoke",
     }
 }
 
@@ -150,6 +153,21 @@ words! {
         Dead => "dead",
         /// A job was queued again by `replay`.
         Requeued => "requeued",
+        /// Room access this tool granted was removed.
+        Revoked => "revoked",
+        /// A due removal was not made: the run would have removed more than
+        /// `[deprovision] max_revocations` (exit 4; `sync --allow-revocations N`).
+        HeldBack => "held_back",
+        /// The person's last qualifying assignment for the room ended; removal after the grace.
+        PendingRemoval => "pending_removal",
+        /// A pending removal was cancelled: the person is assigned again.
+        RemovalCancelled => "removal_cancelled",
+        /// Left alone: access this tool did not grant (a member before our share, a level
+        /// changed by hand, added by hand).
+        Kept => "kept",
+        /// The access this tool granted is already gone (removed by hand, or by an earlier
+        /// run that stopped before recording it).
+        AlreadyRemoved => "already_removed",
     }
 }
 
@@ -186,6 +204,9 @@ words! {
         Task => "task",
         /// A whole project (after the Events API lost track): a full reconcile.
         Project => "project",
+        /// A removal check for one room (resource = the room id): a full reconcile of every
+        /// rule naming the room, due once a pending removal's grace has passed.
+        Room => "room",
     }
 }
 

@@ -8,8 +8,11 @@ use std::hash::{Hash, Hasher};
 use asana_api::Gid;
 use docspace_api::{Access, Person, PersonState, UserType};
 
-use crate::config::Ask;
+use chrono::{DateTime, Utc};
+
+use crate::config::{Ask, MaxRevocations};
 use crate::domain::RoomId;
+use crate::record::RoomGrant;
 use crate::Outcome;
 
 /// One task that gives a person access, for the ledger's why.
@@ -272,10 +275,180 @@ pub fn decide_room(current: Option<Access>, wanted: Access) -> RoomDecision {
     }
 }
 
+/// What to do about room access this tool granted to someone no open task under any
+/// rule naming the room assigns any more (a full read of every such rule said so).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemovalDecision {
+    /// Not a member any more: removed by hand, or by a run that stopped before recording
+    /// it. Nothing to send; the grant is forgotten.
+    Gone,
+    /// Not this tool's to remove; the reason says why (shown by the dry run).
+    NotOurs(String),
+    /// Owned, in its grace: due at this time.
+    Wait {
+        /// When the grace ends.
+        due: DateTime<Utc>,
+    },
+    /// Owned and past its grace: remove.
+    Due,
+}
+
+/// The ownership and grace rules, in one place:
+///
+/// - only a grant this tool recorded counts (the caller has one), for someone who was not a
+///   member before the first share (`prior_access`), who still has exactly the level sent
+///   (`current`, the raw `FileShare` integer; another level means it was changed by hand);
+/// - the removal is due `grace` after `since` (when the last qualifying assignment ended).
+pub fn decide_removal(
+    grant: &RoomGrant,
+    current: Option<i32>,
+    since: DateTime<Utc>,
+    grace: std::time::Duration,
+    now: DateTime<Utc>,
+) -> RemovalDecision {
+    let Some(current) = current else {
+        return RemovalDecision::Gone;
+    };
+    if let Some(prior) = grant.prior_access {
+        return RemovalDecision::NotOurs(format!(
+            "was a member of the room (level {}) before this tool shared it at {}: left alone",
+            level_name(prior),
+            grant.access.as_str()
+        ));
+    }
+    if current != grant.access.as_i32() {
+        return RemovalDecision::NotOurs(format!(
+            "this tool granted {} but the level is now {}: changed by hand, left alone",
+            grant.access.as_str(),
+            level_name(current)
+        ));
+    }
+    let due = since + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+    if due <= now {
+        RemovalDecision::Due
+    } else {
+        RemovalDecision::Wait { due }
+    }
+}
+
+/// A `FileShare` integer as its name where this tool knows it.
+pub fn level_name(raw: i32) -> String {
+    match Access::try_from(raw) {
+        Ok(a) => a.as_str().to_string(),
+        Err(_) => format!("FileShare {raw}"),
+    }
+}
+
+/// The threshold: whether removing `per_room` (room → due removals, members) would exceed
+/// `max` — then nothing is removed. `allow` (`sync --allow-revocations N`) replaces the
+/// threshold with "at most N".
+pub fn over_threshold(
+    per_room: &BTreeMap<RoomId, (usize, usize)>,
+    max: MaxRevocations,
+    allow: Option<usize>,
+) -> bool {
+    let total: usize = per_room.values().map(|(n, _)| n).sum();
+    if let Some(n) = allow {
+        return total > n;
+    }
+    match max {
+        MaxRevocations::PerRun(n) => total > n,
+        MaxRevocations::ShareOfRoom(_) => per_room
+            .values()
+            .any(|(n, members)| max.room_limit(*members).is_some_and(|limit| *n > limit)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::RoomTarget;
+
+    fn grant(prior: Option<i32>) -> RoomGrant {
+        RoomGrant {
+            room: RoomId::parse("5").unwrap(),
+            email: "a@x.io".into(),
+            person_id: "p".into(),
+            assignee_gid: None,
+            access: Access::Editing,
+            prior_access: prior,
+            task_gid: None,
+            project_gid: None,
+            granted_at: DateTime::UNIX_EPOCH,
+            run_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn only_our_own_grant_at_our_level_is_removed_and_only_after_the_grace() {
+        let t0 = DateTime::UNIX_EPOCH + chrono::Duration::days(1000);
+        let hour = std::time::Duration::from_secs(3600);
+        let editing = Some(Access::Editing.as_i32());
+        assert_eq!(
+            decide_removal(&grant(None), None, t0, hour, t0),
+            RemovalDecision::Gone
+        );
+        assert!(matches!(
+            decide_removal(&grant(Some(2)), editing, t0, hour, t0),
+            RemovalDecision::NotOurs(why) if why.contains("before this tool")
+        ));
+        assert!(matches!(
+            decide_removal(&grant(None), Some(Access::Read.as_i32()), t0, hour, t0),
+            RemovalDecision::NotOurs(why) if why.contains("changed by hand")
+        ));
+        assert_eq!(
+            decide_removal(&grant(None), editing, t0, hour, t0),
+            RemovalDecision::Wait {
+                due: t0 + chrono::Duration::hours(1)
+            }
+        );
+        // The store's `since` and the caller's `now`, no clock: an hour later it is due.
+        assert_eq!(
+            decide_removal(
+                &grant(None),
+                editing,
+                t0,
+                hour,
+                t0 + chrono::Duration::hours(1)
+            ),
+            RemovalDecision::Due
+        );
+        assert_eq!(
+            decide_removal(&grant(None), editing, t0, std::time::Duration::ZERO, t0),
+            RemovalDecision::Due
+        );
+    }
+
+    #[test]
+    fn the_threshold_counts_per_run_or_per_room_share_and_allow_replaces_it() {
+        let room = |n: &str| RoomId::parse(n).unwrap();
+        let mut per_room = BTreeMap::new();
+        per_room.insert(room("1"), (3, 10));
+        per_room.insert(room("2"), (1, 100));
+        assert!(!over_threshold(&per_room, MaxRevocations::PerRun(4), None));
+        assert!(over_threshold(&per_room, MaxRevocations::PerRun(3), None));
+        // 3 of 10 members is over 20% (limit 2); 1 of 100 is not.
+        assert!(over_threshold(
+            &per_room,
+            MaxRevocations::ShareOfRoom(20),
+            None
+        ));
+        assert!(!over_threshold(
+            &per_room,
+            MaxRevocations::ShareOfRoom(30),
+            None
+        ));
+        assert!(!over_threshold(
+            &per_room,
+            MaxRevocations::PerRun(0),
+            Some(4)
+        ));
+        assert!(over_threshold(
+            &per_room,
+            MaxRevocations::PerRun(100),
+            Some(3)
+        ));
+    }
 
     #[test]
     fn room_shares_never_downgrade() {

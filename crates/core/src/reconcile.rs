@@ -29,13 +29,16 @@ use docspace_api::{Access, UserType};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::act::{self, invite::BatchResult, resolve::Prefetched, share::Members};
-use crate::config::{Ask, RoomTarget, Rule, SyncSettings};
-use crate::domain::{RoomId, Source};
+use crate::config::{Ask, Revocation, RoomTarget, Rule, SyncSettings};
+use crate::domain::{Recorded, RoomId, Source, Target};
 use crate::intake::{self, Assignment, EmailCheck};
 use crate::outcome::RoomOutcome;
 use crate::plan::{self, PersonPlan, PortalDecision, RoomDecision, TaskRef};
-use crate::record::{ClaimEpoch, Holder, Store};
-use crate::report::{Ledger, Line, ProjectError, Report, RoomLine, Summary};
+use crate::record::{ClaimEpoch, Holder, RoomGrant, Store};
+use crate::report::{
+    Ledger, Line, ProjectError, RemovalCheck, Report, RevocationLine, RoomLine, SkippedRoom,
+    Summary,
+};
 use crate::{CoreError, Outcome, Services, Transience};
 
 /// What to reconcile.
@@ -106,6 +109,29 @@ pub struct Options {
     /// `settings.full_every`). `false` (the default, `sync --full`, every service job):
     /// read every task.
     pub incremental: bool,
+    /// The revocable rooms of the whole configuration, the threshold and an admin's
+    /// `--allow-revocations` (default: no room, nothing is ever removed).
+    pub revocation: Revocation,
+    /// For a [`Scope::Task`] from a webhook or watch event: what happened and when, so a
+    /// removal's grace runs from the event and its why names it.
+    pub event: Option<TaskEvent>,
+}
+
+/// The event a task job comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskEvent {
+    /// Asana's `created_at` of the event.
+    pub at: Option<DateTime<Utc>>,
+    /// `changed:assignee`, `changed:completed`, `removed`, `deleted`, …
+    pub what: String,
+}
+
+impl TaskEvent {
+    /// The task is gone from the project (removed from it, or deleted): none of the
+    /// project's rules apply to it any more, and there is nothing to read.
+    pub fn task_left_project(&self) -> bool {
+        self.what == "removed" || self.what == "deleted"
+    }
 }
 
 impl Options {
@@ -118,6 +144,8 @@ impl Options {
             settings: SyncSettings::default(),
             progress: Arc::new(NoProgress),
             incremental: false,
+            revocation: Revocation::default(),
+            event: None,
         }
     }
 }
@@ -206,6 +234,11 @@ struct Ctx<'a> {
     svc: &'a Services,
     opts: &'a Options,
     ledger: Ledger,
+    /// Revocation lines written while acting for people (cancelled pending removals).
+    revocations: Mutex<Vec<RevocationLine>>,
+    /// For a projects scope with revocable rooms: the tasks their grants name, whose
+    /// assignee now the why of a removal tells (`None`: keep every task's, one-task scopes).
+    grant_tasks: Option<Arc<HashSet<String>>>,
 }
 
 /// Runs the reconcile for `scope`. `Err` only for problems that stop it before any
@@ -216,13 +249,15 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
     let started_at = Utc::now();
     let a0 = svc.asana.metrics();
     let d0 = svc.docspace.metrics();
-    let cx = Ctx {
+    let mut cx = Ctx {
         svc,
         opts,
         ledger: Ledger {
             run_id: opts.run_id.clone(),
             source: opts.source,
         },
+        revocations: Mutex::new(Vec::new()),
+        grant_tasks: None,
     };
 
     // 1. Rooms first: a bad target stops the run before anything is written, and before
@@ -240,6 +275,37 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
         Scope::Projects(_) if !opts.dry_run => svc.store.claim_epoch().await?,
         _ => ClaimEpoch::default(),
     };
+    // The tasks the grants of the revocable rooms name: the merge keeps who those tasks
+    // assign now (for the why of a removal), not every task's assignee.
+    if let Scope::Projects(rules) = scope {
+        if opts.revocation.is_on() {
+            let mut tasks = HashSet::new();
+            for room in opts.revocation.rooms.keys() {
+                if rules
+                    .iter()
+                    .any(|r| r.room.as_ref().is_some_and(|t| &t.room == room))
+                {
+                    tasks.extend(
+                        svc.store
+                            .room_grants(room)
+                            .await?
+                            .into_iter()
+                            .filter_map(|g| g.task_gid),
+                    );
+                }
+            }
+            cx.grant_tasks = Some(Arc::new(tasks));
+        }
+    }
+    let cx = cx;
+    // Who the ledger says this task was for, read before this run writes its own rows: if
+    // that changes, the previous person may have lost their last reason for a room.
+    let previous = match scope {
+        Scope::Task { task, .. } if opts.revocation.is_on() && !opts.dry_run => {
+            previous_assignee(&cx, task).await?
+        }
+        _ => None,
+    };
     let mut gathered = gather(&cx, scope, started_at).await?;
     let reads = std::mem::take(&mut gathered.reads);
     for task in &gathered.completed {
@@ -250,12 +316,14 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
 
     // 3. Merge into one plan per email; record the tasks with nobody to give access to.
     let tasks_read = gathered.merged.tasks;
+    let watch = std::mem::take(&mut gathered.merged.watch);
     let (plans, mut lines) = std::mem::take(&mut gathered.merged).finish(&cx).await;
     let rows: Vec<_> = lines
         .iter()
         .map(|l| cx.ledger.task(l, task_line_detail(l.outcome)))
         .collect();
     cx.ledger.write(svc.store.as_ref(), &rows).await?;
+    let watched = watch_rooms(watch, &plans);
 
     // 4 and 5. Claim, resolve, decide, act.
     opts.progress.phase("looking people up in DocSpace");
@@ -266,7 +334,20 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
     person_lines.sort_by(|a, b| a.email.cmp(&b.email));
     lines.extend(person_lines);
 
-    // 6. Remember what a complete, successful run read, for the next incremental one.
+    // 6. Room access this tool granted whose reason went away: planned, then acted on, like
+    //    every other access decision (plan::decide_removal, act::revoke, the ledger).
+    let mut revoked = match scope {
+        Scope::Projects(_) => {
+            revoke_rooms(&cx, &reads, &gathered.project_errors, &watched, Utc::now()).await?
+        }
+        Scope::Task { task, asks, .. } => {
+            after_task(&cx, task, asks, previous, &watched, Utc::now()).await?
+        }
+    };
+    let cancelled = std::mem::take(&mut *cx.revocations.lock().unwrap_or_else(|e| e.into_inner()));
+    revoked.lines.splice(0..0, cancelled);
+
+    // 7. Remember what a complete, successful run read, for the next incremental one.
     if !opts.dry_run {
         record_marks(&cx, &reads, &lines, &gathered.project_errors, started_at).await;
     }
@@ -301,6 +382,17 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
             .count(),
         ..Summary::default()
     };
+    for r in &revoked.lines {
+        *summary
+            .revocations
+            .entry(r.outcome.as_str().to_string())
+            .or_default() += 1;
+        match r.outcome {
+            Recorded::Revoked => summary.revoked += 1,
+            Recorded::HeldBack => summary.revocations_held_back += 1,
+            _ => {}
+        }
+    }
     for l in &lines {
         *summary
             .outcomes
@@ -317,6 +409,9 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
         lines,
         project_errors: gathered.project_errors,
         completed: gathered.completed,
+        revocations: revoked.lines,
+        revocations_skipped: revoked.skipped,
+        checks: revoked.checks,
         summary,
     })
 }
@@ -491,18 +586,43 @@ async fn gather(
             project,
             asks,
         } => {
+            // A task removed from the project or deleted asks nothing any more; only the
+            // removals its previous assignee may be due matter (see `after_task`).
+            if cx
+                .opts
+                .event
+                .as_ref()
+                .is_some_and(TaskEvent::task_left_project)
+            {
+                return Ok(Gathered::default());
+            }
             cx.opts.progress.phase("reading the Asana task");
-            let a = intake::read_task(&cx.svc.asana, task)
-                .await
-                .map_err(|e| match e.status() {
-                    Some(404) => CoreError::Input(format!(
-                        "Asana has no task {task} visible to this token (check the gid and that the token's user can see the project)"
-                    )),
-                    _ => CoreError::Asana(e),
-                })?;
+            let a = match intake::read_task(&cx.svc.asana, task).await {
+                Ok(a) => a,
+                // Deleted since the event: nothing to give, as for a `deleted` event — when
+                // removals are on; otherwise the job reports the task as gone, as before.
+                Err(e)
+                    if e.status() == Some(404)
+                        && cx.opts.event.is_some()
+                        && cx.opts.revocation.is_on() =>
+                {
+                    return Ok(Gathered::default())
+                }
+                Err(e) => {
+                    return Err(match e.status() {
+                        Some(404) => CoreError::Input(format!(
+                            "Asana has no task {task} visible to this token (check the gid and that the token's user can see the project)"
+                        )),
+                        _ => CoreError::Asana(e),
+                    })
+                }
+            };
             cx.opts.progress.tasks_read(1);
             let completed = a.completed == Some(true);
-            let mut g = Gathered::default();
+            let mut g = Gathered {
+                merged: Merger::watching(cx),
+                ..Gathered::default()
+            };
             let applicable: Vec<&Ask> = asks
                 .iter()
                 .filter(|ask| ask.include_completed || !completed)
@@ -562,7 +682,7 @@ async fn gather_projects(cx: &Ctx<'_>, rules: &[Rule], started_at: DateTime<Utc>
             async move {
                 // Each project merges on its own, so a project whose read fails midway
                 // gives nothing half-read to the run (its error is reported instead).
-                let mut merged = Merger::default();
+                let mut merged = Merger::watching(cx);
                 let ask = rule.ask();
                 let mut add = |a: Assignment| {
                     // `completed_since=now` already drops completed tasks; this guards
@@ -633,12 +753,47 @@ struct Merger {
     hidden: Vec<Hidden>,
     /// Tasks merged, one per task and ask.
     tasks: u64,
+    /// Revocable rooms ([`Options::revocation`]): who their tasks assign is kept, for the
+    /// removal step (nothing is kept for other rooms).
+    watched: BTreeSet<RoomId>,
+    watch: BTreeMap<RoomId, RoomWatch>,
+    /// Only these tasks' assignees are kept in [`RoomWatch::tasks`] (`None`: all).
+    grant_tasks: Option<Arc<HashSet<String>>>,
 }
 
 impl Merger {
+    /// A merge that also notes who the tasks of these rooms assign.
+    fn watching(cx: &Ctx<'_>) -> Merger {
+        Merger {
+            watched: cx.opts.revocation.rooms.keys().cloned().collect(),
+            grant_tasks: cx.grant_tasks.clone(),
+            ..Merger::default()
+        }
+    }
+
     /// One task under one ask.
     fn add(&mut self, a: Assignment, project: Option<&Gid>, ask: &Ask) {
         self.tasks += 1;
+        if let Some(t) = ask.room.as_ref().filter(|t| self.watched.contains(&t.room)) {
+            let w = self.watch.entry(t.room.clone()).or_default();
+            let now = a.assignee.as_ref().map(|x| {
+                w.gids.insert(x.gid.clone());
+                match &x.email {
+                    EmailCheck::Valid(e) => {
+                        w.emails.insert(e.clone());
+                        e.clone()
+                    }
+                    _ => format!("Asana user {}", x.gid),
+                }
+            });
+            if self
+                .grant_tasks
+                .as_ref()
+                .is_none_or(|t| t.contains(&a.task_gid))
+            {
+                w.tasks.insert(a.task_gid.clone(), now);
+            }
+        }
         let Some(assignee) = &a.assignee else {
             self.task_line(Line::for_task(&a.task_gid, None, Outcome::NoAssignee));
             return;
@@ -675,6 +830,12 @@ impl Merger {
     /// Folds another merge (one project's) into this one.
     fn absorb(&mut self, other: Merger) {
         self.tasks += other.tasks;
+        for (room, w) in other.watch {
+            let mine = self.watch.entry(room).or_default();
+            mine.emails.extend(w.emails);
+            mine.gids.extend(w.gids);
+            mine.tasks.extend(w.tasks);
+        }
         for p in other.plans.into_values() {
             plan::absorb(&mut self.plans, p);
         }
@@ -1017,6 +1178,7 @@ async fn act_round(
         };
         share_room(cx, &plans, &mut lines, &room, &wanted, current).await?;
     }
+    cancel_for_assigned(cx, &plans).await?;
     Ok(lines.into_values().collect())
 }
 
@@ -1073,6 +1235,9 @@ async fn share_room(
         transience: Transience::Permanent,
     };
     let mut grants: Vec<(String, Access, String)> = Vec::new(); // (person id, access, email)
+                                                                // What each person had before this share (`None`: not a member), for the ownership
+                                                                // record: someone who was a member before is never removed.
+    let mut prior: HashMap<String, Option<i32>> = HashMap::new();
     match &current {
         Err(e) => {
             for (email, access) in wanted {
@@ -1105,7 +1270,10 @@ async fn share_room(
                     RoomDecision::Share if cx.opts.dry_run => {
                         line.rooms.push(room_line(*access, RoomOutcome::DryRun))
                     }
-                    RoomDecision::Share => grants.push((id, *access, email.clone())),
+                    RoomDecision::Share => {
+                        prior.insert(email.clone(), members.get(&id).map(|a| a.as_i32()));
+                        grants.push((id, *access, email.clone()))
+                    }
                 }
             }
         }
@@ -1129,8 +1297,23 @@ async fn share_room(
         .buffer_unordered(WRITE_CONCURRENCY)
         .collect()
         .await;
+    let mut recorded = Vec::new();
     for (chunk, res) in shared {
-        for (_, access, email) in chunk {
+        for (id, access, email) in chunk {
+            if let (Ok(()), Some(p)) = (&res, plans.get(&email)) {
+                recorded.push(RoomGrant {
+                    room: room.clone(),
+                    email: email.clone(),
+                    person_id: id,
+                    assignee_gid: Some(p.assignee.clone()),
+                    access,
+                    prior_access: prior.get(&email).copied().flatten(),
+                    task_gid: Some(p.first_task().to_string()).filter(|t| !t.is_empty()),
+                    project_gid: p.first.project.as_ref().map(|g| g.to_string()),
+                    granted_at: Utc::now(),
+                    run_id: cx.opts.run_id.clone(),
+                });
+            }
             if let Some(line) = lines.get_mut(&email) {
                 line.rooms.push(match &res {
                     Ok(()) => room_line(access, RoomOutcome::Shared),
@@ -1153,5 +1336,649 @@ async fn share_room(
         })
         .collect();
     cx.ledger.write(cx.svc.store.as_ref(), &rows).await?;
+    // The ownership record, right after the ledger rows of the same shares.
+    cx.svc.store.record_grants(&recorded).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revoke: room access this tool granted, once no qualifying task asks for it
+
+/// Who the tasks this run read still assign, per revocable room: by email, by Asana user
+/// gid (so an assignee whose email is hidden still counts), and each task's assignee now,
+/// for the why of a removal.
+#[derive(Debug, Default)]
+struct RoomWatch {
+    emails: BTreeSet<String>,
+    gids: BTreeSet<String>,
+    /// Task gid → its assignee now (email, or `user <gid>`), `None` when unassigned.
+    tasks: HashMap<String, Option<String>>,
+}
+
+/// What the revocation step decided.
+#[derive(Default)]
+struct Revoked {
+    lines: Vec<RevocationLine>,
+    skipped: Vec<SkippedRoom>,
+    checks: Vec<RemovalCheck>,
+}
+
+/// A removal past its grace, waiting for the threshold and a claim.
+struct DueRemoval {
+    grant: RoomGrant,
+    why: String,
+}
+
+fn watch_rooms(
+    mut watch: BTreeMap<RoomId, RoomWatch>,
+    plans: &BTreeMap<String, PersonPlan>,
+) -> BTreeMap<RoomId, RoomWatch> {
+    // Hidden emails looked up during the merge.
+    for p in plans.values() {
+        for room in p.rooms.keys() {
+            if let Some(w) = watch.get_mut(room) {
+                w.emails.insert(p.email.clone());
+            }
+        }
+    }
+    watch
+}
+
+/// The person the ledger last recorded for a task (its previous assignee, as far as this
+/// tool acted for them).
+async fn previous_assignee(
+    cx: &Ctx<'_>,
+    task: &Gid,
+) -> Result<Option<(String, Option<String>)>, CoreError> {
+    let rows = cx
+        .svc
+        .store
+        .history(&crate::record::HistoryFilter {
+            task_gid: Some(task.to_string()),
+            limit: Some(50),
+            ..Default::default()
+        })
+        .await?;
+    Ok(rows
+        .into_iter()
+        .rev()
+        // Rows about giving access only: a removal's own rows name the person it removes.
+        .filter(|r| {
+            matches!(r.target, Target::Portal | Target::Room(_))
+                && r.action != crate::domain::Action::Revoke
+        })
+        .find_map(|r| r.email.map(|e| (e, r.assignee_gid))))
+}
+
+fn is_assigned(w: Option<&RoomWatch>, email: &str, gid: Option<&str>) -> bool {
+    w.is_some_and(|w| w.emails.contains(email) || gid.is_some_and(|g| w.gids.contains(g)))
+}
+
+fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Why a grant's reason went away, as a full read shows it.
+fn describe_end(
+    g: &RoomGrant,
+    w: Option<&RoomWatch>,
+    rc: &crate::config::RoomRevocation,
+    now: DateTime<Utc>,
+) -> String {
+    let task = match (&g.task_gid, w) {
+        (Some(t), Some(w)) => match w.tasks.get(t) {
+            Some(Some(who)) => format!("task {t} is now assigned to {who}"),
+            Some(None) => format!("task {t} has no assignee now"),
+            None => format!(
+                "task {t}{} is no longer an open task there (completed, deleted or removed from the project)",
+                g.project_gid.as_deref().map(|p| format!(" of project {p}")).unwrap_or_default()
+            ),
+        },
+        (Some(t), None) => format!(
+            "task {t} is no longer an open task (completed, deleted or removed from the project)"
+        ),
+        (None, _) => "the task that gave access is not known".to_string(),
+    };
+    let projects: Vec<&str> = rc.projects.iter().map(String::as_str).collect();
+    format!(
+        "{task}; no open task under a rule naming room {} (projects {}) assigns {} any more; noticed {}",
+        g.room,
+        projects.join(", "),
+        g.email,
+        stamp(now)
+    )
+}
+
+/// Full reads only: for each revocable room all of whose naming rules this run read whole
+/// and successfully, decide each grant of this tool whose person no task assigns any more:
+/// already gone, not ours, in its grace, or due. Then the threshold, then the removals.
+async fn revoke_rooms(
+    cx: &Ctx<'_>,
+    reads: &[(Rule, ReadMode)],
+    project_errors: &[ProjectError],
+    watched: &BTreeMap<RoomId, RoomWatch>,
+    now: DateTime<Utc>,
+) -> Result<Revoked, CoreError> {
+    let mut out = Revoked::default();
+    let rev = &cx.opts.revocation;
+    let store = cx.svc.store.as_ref();
+    let dry_run = cx.opts.dry_run;
+    let failed = |r: &Rule| {
+        project_errors
+            .iter()
+            .any(|e| e.project == r.project.as_str())
+    };
+    let in_run: BTreeMap<String, (&Rule, ReadMode)> =
+        reads.iter().map(|(r, m)| (rule_key(r), (r, *m))).collect();
+    let mut due: Vec<DueRemoval> = Vec::new();
+    let mut per_room: BTreeMap<RoomId, (usize, usize)> = BTreeMap::new();
+    for (room, rc) in &rev.rooms {
+        if !rc.rule_keys.iter().any(|k| in_run.contains_key(k)) {
+            continue;
+        }
+        let incomplete = rc.rule_keys.iter().find_map(|k| match in_run.get(k) {
+            None => Some(format!(
+                "rule {k} also names this room and was not part of this run; removals are computed only when every rule naming the room is read (a sync without --project)"
+            )),
+            Some((r, _)) if failed(r) => Some(format!(
+                "project {} (rule {k}) could not be read completely",
+                r.project
+            )),
+            Some((_, ReadMode::Since(_))) => Some(format!(
+                "rule {k} was read incrementally; removals are computed by a full sync (`sync --full`, or once [sync] full_every has passed)"
+            )),
+            Some(_) => None,
+        });
+        if let Some(reason) = incomplete {
+            out.skipped.push(SkippedRoom {
+                room: room.clone(),
+                reason,
+            });
+            continue;
+        }
+        let w = watched.get(room);
+        let grants = store.room_grants(room).await?;
+        if grants.is_empty() && !dry_run {
+            continue;
+        }
+        let members = match act::revoke::members(&cx.svc.docspace, room).await {
+            Ok(m) => m,
+            Err(e) => {
+                let mut l = RevocationLine::new(
+                    room,
+                    None,
+                    Recorded::Failed,
+                    "reading the room's members before deciding removals".into(),
+                );
+                l.fail(format!("DocSpace: {e}"), (&e).into());
+                out.lines.push(l);
+                continue;
+            }
+        };
+        let pending: HashMap<String, crate::record::PendingRemoval> = store
+            .pending_removals(room)
+            .await?
+            .into_iter()
+            .map(|p| (p.email.clone(), p))
+            .collect();
+        let mut lines = Vec::new();
+        let mut cancel = Vec::new();
+        let mut room_due = 0;
+        for g in &grants {
+            let line = |outcome, reason: String| RevocationLine::for_grant(g, outcome, reason);
+            if is_assigned(w, &g.email, g.assignee_gid.as_deref()) {
+                if let Some(p) = pending.get(&g.email) {
+                    if dry_run {
+                        lines.push(line(
+                            Recorded::DryRun,
+                            format!(
+                                "would cancel the pending removal (assigned again): {}",
+                                p.why
+                            ),
+                        ));
+                    } else {
+                        cancel.push((room.clone(), g.email.clone()));
+                    }
+                }
+                continue;
+            }
+            let current = members
+                .get(&g.person_id.to_ascii_lowercase())
+                .and_then(|m| m.access_raw);
+            let mut since = pending.get(&g.email).map_or(now, |p| p.since);
+            let mut why = pending
+                .get(&g.email)
+                .map_or_else(|| describe_end(g, w, rc, now), |p| p.why.clone());
+            let mut decision = plan::decide_removal(g, current, since, rc.grace, now);
+            let owned = matches!(
+                decision,
+                plan::RemovalDecision::Wait { .. } | plan::RemovalDecision::Due
+            );
+            if owned && !dry_run && !pending.contains_key(&g.email) {
+                let stored = store
+                    .note_removal(&crate::record::PendingRemoval {
+                        room: room.clone(),
+                        email: g.email.clone(),
+                        since,
+                        why: why.clone(),
+                    })
+                    .await?;
+                (since, why) = (stored.since, stored.why);
+                decision = plan::decide_removal(g, current, since, rc.grace, now);
+                if let plan::RemovalDecision::Wait { due } = decision {
+                    lines.push(line(Recorded::PendingRemoval, why.clone()).due(due));
+                    out.checks.push(RemovalCheck {
+                        room: room.clone(),
+                        due,
+                        pending: format!("{}:{}", g.email, since.timestamp_millis()),
+                    });
+                    continue;
+                }
+            }
+            match decision {
+                plan::RemovalDecision::Gone => {
+                    if !dry_run {
+                        store.finish_removal(room, &g.email).await?;
+                    }
+                    lines.push(line(
+                        Recorded::AlreadyRemoved,
+                        format!(
+                            "the {} access this tool granted at {} is already gone (removed by hand, or by an earlier run); nothing to send",
+                            g.access.as_str(),
+                            stamp(g.granted_at)
+                        ),
+                    ));
+                }
+                plan::RemovalDecision::NotOurs(reason) => {
+                    lines.push(line(Recorded::Kept, reason));
+                }
+                plan::RemovalDecision::Wait { due } => {
+                    // Already pending from an earlier run: no new ledger row, a line only.
+                    let mut l = line(Recorded::PendingRemoval, why).due(due);
+                    if dry_run {
+                        l.reason = format!("would remove after the grace: {}", l.reason);
+                    }
+                    out.checks.push(RemovalCheck {
+                        room: room.clone(),
+                        due,
+                        pending: format!("{}:{}", g.email, since.timestamp_millis()),
+                    });
+                    out.lines.push(l);
+                }
+                plan::RemovalDecision::Due => {
+                    room_due += 1;
+                    due.push(DueRemoval {
+                        grant: g.clone(),
+                        why,
+                    });
+                }
+            }
+        }
+        for p in store.cancel_removals(&cancel).await? {
+            let g = grants.iter().find(|g| g.email == p.email);
+            let mut l = RevocationLine::new(
+                room,
+                Some(&p.email),
+                Recorded::RemovalCancelled,
+                format!(
+                    "assigned again within the grace; was pending since {}: {}",
+                    stamp(p.since),
+                    p.why
+                ),
+            );
+            l.assignee = g.and_then(|g| g.assignee_gid.clone());
+            lines.push(l);
+        }
+        if dry_run {
+            // The dry run also says why members this tool did not grant stay.
+            let granted: BTreeSet<String> = grants
+                .iter()
+                .map(|g| g.person_id.to_ascii_lowercase())
+                .collect();
+            for (id, m) in &members {
+                if granted.contains(id) || m.is_owner || m.subject_type.is_some_and(|t| t != 0) {
+                    continue;
+                }
+                let email = m.email.as_deref().map(str::to_ascii_lowercase);
+                if email.as_deref().is_some_and(|e| is_assigned(w, e, None)) {
+                    continue;
+                }
+                let mut l = RevocationLine::new(
+                    room,
+                    email.as_deref(),
+                    Recorded::Kept,
+                    "this tool has no record of granting this access (added by hand, or before this tool recorded its grants): never removed".into(),
+                );
+                l.person_id = Some(id.clone());
+                lines.push(l);
+            }
+        }
+        let rows: Vec<_> = lines
+            .iter()
+            .filter(|l| l.outcome != Recorded::Kept || l.task.is_some())
+            .map(|l| cx.ledger.revocation(l))
+            .collect();
+        cx.ledger.write(store, &rows).await?;
+        out.lines.extend(lines);
+        per_room.insert(room.clone(), (room_due, members.len()));
+    }
+    if due.is_empty() {
+        return Ok(out);
+    }
+
+    let held = plan::over_threshold(&per_room, rev.max, rev.allow);
+    let n = due.len();
+    let brake = match rev.allow {
+        Some(a) => format!("--allow-revocations {a}"),
+        None => format!("[deprovision] max_revocations ({})", rev.max),
+    };
+    if dry_run || held {
+        let mut lines = Vec::new();
+        for d in &due {
+            let g = &d.grant;
+            let (outcome, reason) = match (dry_run, held) {
+                (true, false) => (Recorded::DryRun, format!("would remove {} access: {}", g.access.as_str(), d.why)),
+                (true, true) => (Recorded::DryRun, format!(
+                    "would remove {} access: {}; a real run would hold back all {n} removals (over {brake}) and exit 4",
+                    g.access.as_str(), d.why
+                )),
+                _ => (Recorded::HeldBack, format!(
+                    "held back: this run would remove {n} room accesses, over {brake}; nothing was removed — check the list, then run `asana-docspace sync --full --allow-revocations {n}`; {}",
+                    d.why
+                )),
+            };
+            lines.push(RevocationLine::for_grant(g, outcome, reason));
+        }
+        let rows: Vec<_> = lines.iter().map(|l| cx.ledger.revocation(l)).collect();
+        cx.ledger.write(store, &rows).await?;
+        out.lines.extend(lines);
+        return Ok(out);
+    }
+    out.lines.extend(remove_due(cx, due).await?);
+    Ok(out)
+}
+
+/// Removes what is due, under the people's claims (the same `person:<email>` keys an
+/// invitation takes, so a removal and an invitation of one person never overlap): under the
+/// claim the pending removal must still exist (an assignment in between cancels it) and a
+/// fresh read of the room must still show exactly the level this tool granted.
+async fn remove_due(cx: &Ctx<'_>, due: Vec<DueRemoval>) -> Result<Vec<RevocationLine>, CoreError> {
+    let store = cx.svc.store.clone();
+    let guard = ClaimGuard {
+        store: store.clone(),
+        holder: Holder::new(),
+        held: Mutex::new(Vec::new()),
+    };
+    let keys: Vec<String> = due
+        .iter()
+        .map(|d| person_key(&d.grant.email))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let work = async {
+        // Claim everyone, waiting (as `settle_people` does) for people another run holds —
+        // a run killed midway holds its people until their lease runs out.
+        let mut granted: BTreeSet<String> = BTreeSet::new();
+        let deadline = Instant::now() + cx.opts.settings.claim_wait;
+        let mut wait = Duration::from_millis(20);
+        loop {
+            let want: Vec<String> = keys
+                .iter()
+                .filter(|k| !granted.contains(*k))
+                .cloned()
+                .collect();
+            let got: Vec<String> = store
+                .claim_keys(&want, &guard.holder, ClaimEpoch::default(), CLAIM_LEASE)
+                .await?
+                .into_iter()
+                .map(|g| g.key)
+                .collect();
+            guard.hold(&got);
+            granted.extend(got);
+            if granted.len() == keys.len() || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(500));
+        }
+        let mut lines = Vec::new();
+        let mut by_room: BTreeMap<RoomId, Vec<DueRemoval>> = BTreeMap::new();
+        for d in due {
+            by_room.entry(d.grant.room.clone()).or_default().push(d);
+        }
+        for (room, items) in by_room {
+            let mut room_lines = Vec::new();
+            let line = |d: &DueRemoval, outcome, reason: String| {
+                RevocationLine::for_grant(&d.grant, outcome, reason)
+            };
+            let pending: BTreeSet<String> = store
+                .pending_removals(&room)
+                .await?
+                .into_iter()
+                .map(|p| p.email)
+                .collect();
+            let fresh = act::revoke::members(&cx.svc.docspace, &room).await;
+            let mut to_remove: Vec<&DueRemoval> = Vec::new();
+            for d in &items {
+                let g = &d.grant;
+                if !granted.contains(&person_key(&g.email)) {
+                    room_lines.push(line(d, Recorded::PendingRemoval, format!(
+                        "another run is acting for {} right now; the removal stays due for the next run: {}",
+                        g.email, d.why
+                    )));
+                    continue;
+                }
+                if !pending.contains(&g.email) {
+                    // Cancelled by an assignment since this run read Asana.
+                    continue;
+                }
+                let members = match &fresh {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let mut l = line(d, Recorded::Failed, d.why.clone());
+                        l.fail(
+                            format!("DocSpace: reading the room's members: {e}"),
+                            e.into(),
+                        );
+                        room_lines.push(l);
+                        continue;
+                    }
+                };
+                let current = members
+                    .get(&g.person_id.to_ascii_lowercase())
+                    .and_then(|m| m.access_raw);
+                match plan::decide_removal(
+                    g,
+                    current,
+                    DateTime::UNIX_EPOCH,
+                    Duration::ZERO,
+                    Utc::now(),
+                ) {
+                    plan::RemovalDecision::Gone => {
+                        store.finish_removal(&room, &g.email).await?;
+                        room_lines.push(line(
+                            d,
+                            Recorded::AlreadyRemoved,
+                            format!("already gone when this run came to remove it: {}", d.why),
+                        ));
+                    }
+                    plan::RemovalDecision::NotOurs(reason) => {
+                        room_lines.push(line(d, Recorded::Kept, reason));
+                    }
+                    _ => to_remove.push(d),
+                }
+            }
+            for chunk in to_remove.chunks(act::share::SHARE_BATCH) {
+                let ids: Vec<String> = chunk.iter().map(|d| d.grant.person_id.clone()).collect();
+                match act::revoke::remove(cx.svc.docspace.clone(), room.clone(), ids).await {
+                    Ok(res) => {
+                        for d in chunk {
+                            let g = &d.grant;
+                            let id = g.person_id.to_ascii_lowercase();
+                            if res.removed.contains(&id) {
+                                store.finish_removal(&room, &g.email).await?;
+                                room_lines.push(line(
+                                    d,
+                                    Recorded::Revoked,
+                                    format!(
+                                    "removed the {} access this tool granted at {} (run {}): {}",
+                                    g.access.as_str(), stamp(g.granted_at), g.run_id, d.why
+                                ),
+                                ));
+                            } else {
+                                let mut l = line(d, Recorded::Failed, d.why.clone());
+                                let why = res.refused.get(&id).cloned().unwrap_or_else(|| {
+                                    "DocSpace did not confirm the removal".into()
+                                });
+                                l.fail(why, Transience::Permanent);
+                                room_lines.push(l);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let msg = match e.status() {
+                            Some(403) => format!(
+                                "DocSpace refused (403: {e}): the API key's user must be a room manager of room {room} to remove members"
+                            ),
+                            _ => format!("DocSpace: {e}"),
+                        };
+                        for d in chunk {
+                            let mut l = line(d, Recorded::Failed, d.why.clone());
+                            l.fail(msg.clone(), (&e).into());
+                            room_lines.push(l);
+                        }
+                    }
+                }
+            }
+            let rows: Vec<_> = room_lines.iter().map(|l| cx.ledger.revocation(l)).collect();
+            cx.ledger.write(store.as_ref(), &rows).await?;
+            lines.extend(room_lines);
+        }
+        Ok::<_, CoreError>(lines)
+    };
+    let out = with_heartbeat(store.as_ref(), &guard.holder, work).await;
+    let held = std::mem::take(&mut *guard.held.lock().unwrap_or_else(|e| e.into_inner()));
+    store.release_claims(&held, &guard.holder).await?;
+    out
+}
+
+/// After a task job (webhook, watch): if the person the ledger last recorded for this task
+/// is no longer its qualifying assignee — reassigned, unassigned, completed under a rule
+/// without `include_completed`, removed from the project, deleted — and this tool granted
+/// them a revocable room, note the pending removal (from the event's time) and ask for a
+/// removal check when its grace ends. The check is a full reconcile of every rule naming
+/// the room, which removes only if no other task assigns them.
+async fn after_task(
+    cx: &Ctx<'_>,
+    task: &Gid,
+    asks: &[Ask],
+    previous: Option<(String, Option<String>)>,
+    watched: &BTreeMap<RoomId, RoomWatch>,
+    now: DateTime<Utc>,
+) -> Result<Revoked, CoreError> {
+    let mut out = Revoked::default();
+    let Some((email, gid)) = previous else {
+        return Ok(out);
+    };
+    let rev = &cx.opts.revocation;
+    let store = cx.svc.store.as_ref();
+    let rooms: BTreeSet<&RoomId> = asks
+        .iter()
+        .filter_map(|a| a.room.as_ref().map(|t| &t.room))
+        .filter(|r| rev.rooms.contains_key(*r))
+        .collect();
+    let event = cx.opts.event.as_ref();
+    let since = event.and_then(|e| e.at).map_or(now, |at| at.min(now));
+    for room in rooms {
+        let w = watched.get(room);
+        if is_assigned(w, &email, gid.as_deref()) {
+            continue;
+        }
+        let grants = store.room_grants(room).await?;
+        let Some(g) = grants.iter().find(|g| g.email == email) else {
+            continue;
+        };
+        let now_what = match w.and_then(|w| w.tasks.get(task.as_str())) {
+            Some(Some(who)) => format!("is now assigned to {who}"),
+            Some(None) => "has no assignee now".to_string(),
+            None => match event.map(|e| e.what.as_str()) {
+                Some("removed") => "was removed from the project".to_string(),
+                Some("deleted") => "was deleted".to_string(),
+                _ => "is completed or no longer in the project".to_string(),
+            },
+        };
+        let why = format!(
+            "task {task} {now_what} ({} at {}); {email} may have no other open task under a rule naming room {room}",
+            event.map_or("noticed", |e| e.what.as_str()),
+            stamp(since)
+        );
+        let p = store
+            .note_removal(&crate::record::PendingRemoval {
+                room: room.clone(),
+                email: email.clone(),
+                since,
+                why,
+            })
+            .await?;
+        let grace = rev.rooms[room].grace;
+        let due = p.since + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let mut l = RevocationLine::for_grant(g, Recorded::PendingRemoval, p.why).due(due);
+        l.task = Some(task.to_string());
+        cx.ledger.write(store, &[cx.ledger.revocation(&l)]).await?;
+        out.lines.push(l);
+        out.checks.push(RemovalCheck {
+            room: room.clone(),
+            due,
+            pending: format!("{}:{}", p.email, p.since.timestamp_millis()),
+        });
+    }
+    Ok(out)
+}
+
+/// Under the people's claims: whoever this run gives a revocable room to is assigned, so
+/// a pending removal of theirs is cancelled — before the claim is released, so a removal
+/// check that claims them next sees it gone.
+async fn cancel_for_assigned(
+    cx: &Ctx<'_>,
+    plans: &BTreeMap<String, PersonPlan>,
+) -> Result<(), CoreError> {
+    let rooms = &cx.opts.revocation.rooms;
+    if cx.opts.dry_run || rooms.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<(RoomId, String)> = plans
+        .values()
+        .flat_map(|p| {
+            p.rooms
+                .keys()
+                .filter(|r| rooms.contains_key(*r))
+                .map(|r| (r.clone(), p.email.clone()))
+        })
+        .collect();
+    let store = cx.svc.store.as_ref();
+    let mut lines = Vec::new();
+    for c in store.cancel_removals(&keys).await? {
+        let p = plans.get(&c.email);
+        let mut l = RevocationLine::new(
+            &c.room,
+            Some(&c.email),
+            Recorded::RemovalCancelled,
+            format!(
+                "assigned again within the grace ({}); was pending since {}: {}",
+                p.map(|p| p.because()).unwrap_or_default(),
+                stamp(c.since),
+                c.why
+            ),
+        );
+        l.task = p.map(|p| p.first_task().to_string());
+        l.assignee = p.map(|p| p.assignee.clone());
+        lines.push(l);
+    }
+    let rows: Vec<_> = lines.iter().map(|l| cx.ledger.revocation(l)).collect();
+    cx.ledger.write(store, &rows).await?;
+    cx.revocations
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(lines);
     Ok(())
 }

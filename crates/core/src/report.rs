@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use chrono::{DateTime, SecondsFormat, Utc};
+
 use crate::domain::{Action, Recorded, RoomId, Source, Target};
 use crate::outcome::RoomOutcome;
 use crate::plan::PersonPlan;
@@ -166,6 +168,111 @@ pub struct Summary {
     pub mode: Option<&'static str>,
     /// Projects read incrementally.
     pub projects_incremental: usize,
+    /// Revocation lines per outcome (`revoked`, `dry_run`, `pending_removal`, `held_back`,
+    /// `removal_cancelled`, `kept`, `already_removed`, `failed`).
+    pub revocations: BTreeMap<String, u64>,
+    /// Room accesses removed by this run.
+    pub revoked: u64,
+    /// Due removals held back by `[deprovision] max_revocations` (exit 4).
+    pub revocations_held_back: u64,
+}
+
+/// One decision about room access this tool granted, once the reason for it went away
+/// (or about a member it leaves alone). A `--json` line of its own (`"revocation": true`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RevocationLine {
+    /// Always `true`: tells these lines from person lines.
+    pub revocation: bool,
+    /// The room.
+    pub room: RoomId,
+    /// The person's email, when known.
+    pub email: Option<String>,
+    /// The task whose assignment ended, when known.
+    pub task: Option<String>,
+    /// What was (or would be) done.
+    pub outcome: Recorded,
+    /// Why: which task was unassigned, completed or removed and when; or why the access is
+    /// left alone.
+    pub reason: String,
+    /// For a pending removal: when it becomes due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The person's DocSpace id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<String>,
+    /// The person's Asana user gid. Not part of the JSON contract.
+    #[serde(skip)]
+    pub assignee: Option<String>,
+    /// Whether a failure may pass by itself. Not part of the JSON contract.
+    #[serde(skip)]
+    pub transience: Transience,
+}
+
+impl RevocationLine {
+    /// A line for `email` in `room`.
+    pub fn new(room: &RoomId, email: Option<&str>, outcome: Recorded, reason: String) -> Self {
+        RevocationLine {
+            revocation: true,
+            room: room.clone(),
+            email: email.map(str::to_string),
+            task: None,
+            outcome,
+            reason,
+            due_at: None,
+            error: None,
+            person_id: None,
+            assignee: None,
+            transience: Transience::Permanent,
+        }
+    }
+
+    /// A line about a grant this tool recorded: its person, task and ids.
+    pub fn for_grant(g: &crate::record::RoomGrant, outcome: Recorded, reason: String) -> Self {
+        let mut l = RevocationLine::new(&g.room, Some(&g.email), outcome, reason);
+        l.task = g.task_gid.clone();
+        l.person_id = Some(g.person_id.clone());
+        l.assignee = g.assignee_gid.clone();
+        l
+    }
+
+    /// Sets the due time.
+    pub fn due(mut self, at: DateTime<Utc>) -> Self {
+        self.due_at = Some(at.to_rfc3339_opts(SecondsFormat::Secs, true));
+        self
+    }
+
+    /// Marks it failed.
+    pub fn fail(&mut self, error: String, transience: Transience) {
+        self.outcome = Recorded::Failed;
+        self.error = Some(error);
+        self.transience = transience;
+    }
+}
+
+/// A room whose removals this run did not compute, and why (an incremental read, a
+/// project that failed, a rule of the room outside the run).
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedRoom {
+    /// The room.
+    pub room: RoomId,
+    /// Why nothing was computed for it.
+    pub reason: String,
+}
+
+/// A removal check the service should run at `due` (a pending removal's grace ends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovalCheck {
+    /// The room.
+    pub room: RoomId,
+    /// When the pending removal is due.
+    pub due: DateTime<Utc>,
+    /// Which pending removal (`email:since`, in milliseconds): one check per pending
+    /// removal, however many runs ask for it (the job's dedupe key), and a new one when it
+    /// is noted again after a cancellation.
+    pub pending: String,
 }
 
 /// Everything one reconcile did.
@@ -177,15 +284,39 @@ pub struct Report {
     pub project_errors: Vec<ProjectError>,
     /// Tasks left alone because they are completed and no rule includes completed tasks.
     pub completed: Vec<String>,
+    /// Removals made, due, pending, held back, cancelled, and access left alone.
+    pub revocations: Vec<RevocationLine>,
+    /// Rooms with `on_unassign = "revoke"` whose removals this run did not compute.
+    pub revocations_skipped: Vec<SkippedRoom>,
+    /// Removal checks to schedule (the service enqueues them; `sync` leaves them to the
+    /// next full sync).
+    pub checks: Vec<RemovalCheck>,
     /// Counts and costs.
     pub summary: Summary,
 }
 
+/// The exit code of a run held back by `[deprovision] max_revocations`: it removed
+/// nothing, finished its other work, and names the people held back.
+pub const EXIT_REVOCATIONS_HELD: i32 = 4;
+
 impl Report {
-    /// 0 when everything is done or already there; 1 when anything failed.
+    /// 0 when everything is done or already there; 1 when anything failed; else 4
+    /// ([`EXIT_REVOCATIONS_HELD`]) when removals were held back by the threshold.
     pub fn exit_code(&self) -> i32 {
-        if self.lines.iter().any(Line::failed) || !self.project_errors.is_empty() {
+        if self.lines.iter().any(Line::failed)
+            || !self.project_errors.is_empty()
+            || self
+                .revocations
+                .iter()
+                .any(|r| r.outcome == Recorded::Failed)
+        {
             1
+        } else if self
+            .revocations
+            .iter()
+            .any(|r| r.outcome == Recorded::HeldBack)
+        {
+            EXIT_REVOCATIONS_HELD
         } else {
             0
         }
@@ -212,6 +343,12 @@ impl Report {
             if e.transience.is_retryable() {
                 worst = worst.worst(e.transience);
                 first.get_or_insert_with(|| e.error.clone());
+            }
+        }
+        for r in &self.revocations {
+            if r.outcome == Recorded::Failed && r.transience.is_retryable() {
+                worst = worst.worst(r.transience);
+                first.get_or_insert_with(|| r.error.clone().unwrap_or_else(|| r.reason.clone()));
             }
         }
         first.map(|e| (worst, e))
@@ -317,6 +454,31 @@ impl Ledger {
             None,
             Some("task is completed and its rule has include_completed = false".into()),
         )
+    }
+
+    /// The row of one revocation decision: target the room, action `revoke` (`plan` in a
+    /// dry run), the outcome, and the why.
+    pub fn revocation(&self, r: &RevocationLine) -> NewLedgerEntry {
+        let action = match r.outcome {
+            Recorded::DryRun => Action::Plan,
+            _ => Action::Revoke,
+        };
+        let mut detail = r.reason.clone();
+        if let Some(due) = &r.due_at {
+            detail.push_str(&format!("; due {due}"));
+        }
+        NewLedgerEntry {
+            run_id: self.run_id.clone(),
+            source: self.source,
+            task_gid: r.task.clone(),
+            assignee_gid: r.assignee.clone(),
+            email: r.email.clone(),
+            target: Target::Room(r.room.clone()),
+            action,
+            outcome: r.outcome,
+            error: r.error.clone(),
+            detail: Some(detail),
+        }
     }
 
     /// Writes rows in one transaction (one row needs none: a single insert is atomic).

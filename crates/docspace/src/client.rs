@@ -290,17 +290,68 @@ impl Client {
             invitations: &'a [RoomShare],
             notify: bool,
         }
-        let (result, _) = self
-            .send(
-                Method::PUT,
-                &path,
-                &[],
-                Some(&Body {
-                    invitations: shares,
-                    notify,
-                }),
-            )
-            .await?;
+        self.put_share(
+            &path,
+            &Body {
+                invitations: shares,
+                notify,
+            },
+        )
+        .await
+    }
+
+    /// Removes people from a room: the same `PUT /api/2.0/files/rooms/{id}/share` with
+    /// `access: 0` (`None`) for each id, `notify: false`, and `force: false` — a member who
+    /// still holds a form role is refused ([`ShareResult::form_role_blocking`]), never
+    /// forced. The caller must be a manager of the room (otherwise 403).
+    ///
+    /// DocSpace drops subjects the key may not see **without an error**: the answer's
+    /// `members` are re-read for the request's ids, so anyone listed there was not removed.
+    /// Portal accounts are untouched. An empty slice sends nothing.
+    pub async fn remove_from_room(
+        &self,
+        room_id: &str,
+        user_ids: &[String],
+    ) -> Result<ShareResult, Error> {
+        let path = room_path(room_id, "/share")?;
+        if user_ids.is_empty() {
+            return Ok(ShareResult::default());
+        }
+        #[derive(Serialize)]
+        struct Removal<'a> {
+            id: &'a str,
+            access: i32,
+        }
+        #[derive(Serialize)]
+        struct Body<'a> {
+            invitations: Vec<Removal<'a>>,
+            notify: bool,
+            force: bool,
+        }
+        let mut invitations = Vec::with_capacity(user_ids.len());
+        for id in user_ids {
+            if !is_uuid(id) {
+                return Err(Error::InvalidInput(format!(
+                    "`{id}` is not a DocSpace user id (a UUID)"
+                )));
+            }
+            // FileShare.None: the one level that removes. Written here only, as an integer.
+            invitations.push(Removal { id, access: 0 });
+        }
+        self.put_share(
+            &path,
+            &Body {
+                invitations,
+                notify: false,
+                force: false,
+            },
+        )
+        .await
+    }
+
+    /// `PUT …/rooms/{id}/share` with a body: shares and removals alike.
+    async fn put_share<B: Serialize>(&self, path: &str, body: &B) -> Result<ShareResult, Error> {
+        let (result, _) = self.send(Method::PUT, path, &[], Some(body)).await?;
         Ok(result)
     }
 

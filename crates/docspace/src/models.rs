@@ -234,6 +234,21 @@ pub struct ShareResult {
     /// Problems that did not fail the request (e.g. a guest that could not be created).
     #[serde(default)]
     pub warning: Option<String>,
+    /// `RoomSecurityError`: `true` for 1 / `FormRoleBlockingDeletion`, a member the
+    /// request would have removed still holds a form role (send `force` to remove anyway).
+    #[serde(default, rename = "error", deserialize_with = "form_role_blocking")]
+    pub form_role_blocking: bool,
+}
+
+/// `RoomSecurityError` as an integer or its name; anything but 1 / the name is "no error".
+fn form_role_blocking<'d, D: serde::Deserializer<'d>>(d: D) -> Result<bool, D::Error> {
+    Ok(
+        match Option::<serde_json::Value>::deserialize(d)?.unwrap_or_default() {
+            serde_json::Value::Number(n) => n.as_i64() == Some(1),
+            serde_json::Value::String(s) => s == "FormRoleBlockingDeletion" || s == "1",
+            _ => false,
+        },
+    )
 }
 
 fn members_or_null<'d, D: serde::Deserializer<'d>>(d: D) -> Result<Vec<RoomMember>, D::Error> {

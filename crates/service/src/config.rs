@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use bridge_core::config::{Ask, Rule, SyncSettings};
+use bridge_core::config::{Ask, Revocation, Rule, SyncSettings};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -313,6 +313,8 @@ pub struct ServeConfig {
     pub sync: SyncSettings,
     /// Who may open the status page under `/admin` (off when neither password is set).
     pub admin: AdminAuth,
+    /// The revocable rooms and `[deprovision]`'s threshold every reconcile works under.
+    pub revocation: Revocation,
 }
 
 impl Default for ServeConfig {
@@ -345,6 +347,7 @@ impl Default for ServeConfig {
             keep_done: Duration::from_secs(48 * 3600),
             sync: SyncSettings::default(),
             admin: AdminAuth::default(),
+            revocation: Revocation::default(),
         }
     }
 }
@@ -466,6 +469,15 @@ impl ServeConfig {
             .iter()
             .filter(|r| r.project.as_str() == project_gid)
             .map(Rule::ask)
+            .collect()
+    }
+
+    /// Every rule naming a room, across projects: a removal check reads them all.
+    pub fn rules_naming_room(&self, room: &str) -> Vec<Rule> {
+        self.rules
+            .iter()
+            .filter(|r| r.room.as_ref().is_some_and(|t| t.room.as_str() == room))
+            .cloned()
             .collect()
     }
 

@@ -42,12 +42,17 @@ pub enum ManageError {
     Store(#[from] StoreError),
 }
 
-/// The filters every webhook is created with: assignee changes and tasks added to the
-/// project. An event passes if it matches any filter.
+/// The filters every webhook is created with: assignee and completion changes, tasks added
+/// to the project, and tasks removed from it or deleted (these end an assignment, which
+/// matters to rooms with `on_unassign = "revoke"`). An event passes if it matches any
+/// filter. Webhooks created before completion and removal were watched keep their old
+/// filters until they are made again (`webhooks delete`, then `webhooks create`).
 pub fn filters() -> Vec<WebhookFilter> {
     vec![
-        WebhookFilter::changed("task", &["assignee"]),
+        WebhookFilter::changed("task", &["assignee", "completed"]),
         WebhookFilter::action("task", "added"),
+        WebhookFilter::action("task", "removed"),
+        WebhookFilter::action("task", "deleted"),
     ]
 }
 
@@ -266,12 +271,14 @@ mod tests {
     }
 
     #[test]
-    fn filters_are_assignee_changes_and_added_tasks() {
+    fn filters_are_assignment_changes_and_added_removed_or_deleted_tasks() {
         assert_eq!(
             serde_json::to_value(filters()).unwrap(),
             serde_json::json!([
-                {"resource_type": "task", "action": "changed", "fields": ["assignee"]},
-                {"resource_type": "task", "action": "added"}
+                {"resource_type": "task", "action": "changed", "fields": ["assignee", "completed"]},
+                {"resource_type": "task", "action": "added"},
+                {"resource_type": "task", "action": "removed"},
+                {"resource_type": "task", "action": "deleted"}
             ])
         );
     }

@@ -43,12 +43,12 @@ use std::time::{Duration, Instant};
 
 use asana_api::Gid;
 use backon::{ExponentialBuilder, Retryable};
-use bridge_core::domain::{Action, JobKind, Recorded, Target};
-use bridge_core::reconcile::{self, Options, Scope};
-use bridge_core::record::{Fence, Holder, Job, NewLedgerEntry, ReplicaId, StoreError};
+use bridge_core::domain::{Action, JobKind, JobPayload, Recorded, RoomId, Target};
+use bridge_core::reconcile::{self, Options, Scope, TaskEvent};
+use bridge_core::record::{Fence, Holder, Job, NewJob, NewLedgerEntry, ReplicaId, StoreError};
 use bridge_core::report::Report;
 use bridge_core::{CoreError, Services, Transience};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -283,7 +283,7 @@ impl Workers {
         let cfg = &self.inner.cfg;
         let timeout = match job.kind {
             JobKind::Task => cfg.job_timeout,
-            JobKind::Project => cfg.resync_timeout,
+            JobKind::Project | JobKind::Room => cfg.resync_timeout,
         };
         let heartbeat = async {
             loop {
@@ -341,9 +341,27 @@ impl Workers {
         };
         let opts = Options {
             settings: self.inner.cfg.sync,
+            revocation: self.inner.cfg.revocation.clone(),
+            event: match job.kind {
+                JobKind::Task => Some(TaskEvent {
+                    at: job
+                        .payload
+                        .at
+                        .as_deref()
+                        .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+                        .map(|at| at.with_timezone(&Utc)),
+                    what: job.payload.event.clone().unwrap_or_default(),
+                }),
+                _ => None,
+            },
             ..Options::new(format!("job-{}", job.id), job.payload.source)
         };
         match job.kind {
+            // A removal check: every rule naming the room, read whole.
+            JobKind::Room => {
+                let scope = Scope::Projects(self.inner.cfg.rules_naming_room(&job.resource_gid));
+                self.reconcile(&scope, &opts).await
+            }
             JobKind::Task => {
                 let scope = Scope::Task {
                     task: resource,
@@ -405,10 +423,47 @@ impl Workers {
         match reconcile::run(&self.inner.svc, scope, opts).await {
             Ok(report) => {
                 self.count(&report);
+                if let Err(e) = self.schedule_checks(&report, opts).await {
+                    return classify(CoreError::Store(e));
+                }
                 verdict_of(&report)
             }
             Err(e) => classify(e),
         }
+    }
+
+    /// The removal checks the reconcile asked for: one `room` job per pending removal (the
+    /// dedupe key names the room, the person and when the removal was noted), due when its
+    /// grace ends. A check that finds other removals still in their grace asks for theirs,
+    /// which are the same jobs.
+    async fn schedule_checks(&self, report: &Report, opts: &Options) -> Result<(), StoreError> {
+        for c in &report.checks {
+            let Some(rule) = self
+                .inner
+                .cfg
+                .rules_naming_room(c.room.as_str())
+                .into_iter()
+                .next()
+            else {
+                continue;
+            };
+            let job = NewJob {
+                kind: JobKind::Room,
+                resource_gid: c.room.to_string(),
+                project_gid: Some(rule.project.to_string()),
+                dedupe_key: format!("revoke-check:{}:{}", c.room, c.pending),
+                payload: JobPayload {
+                    source: opts.source,
+                    event: Some("revoke-check".into()),
+                    webhook: None,
+                    at: Some(c.due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                },
+            };
+            if self.inner.svc.store.schedule_job(&job, c.due).await? {
+                tracing::info!(room = %c.room, due = %c.due, "removal check scheduled");
+            }
+        }
+        Ok(())
     }
 
     fn count(&self, report: &Report) {
@@ -483,6 +538,13 @@ impl Workers {
                 Some(job.resource_gid.clone()),
                 Target::Portal,
                 Action::Invite,
+            ),
+            JobKind::Room => (
+                None,
+                RoomId::parse(&job.resource_gid)
+                    .map(Target::Room)
+                    .unwrap_or_else(|_| Target::Project(job.resource_gid.clone())),
+                Action::Revoke,
             ),
         };
         let entry = NewLedgerEntry {

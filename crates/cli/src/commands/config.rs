@@ -172,7 +172,13 @@ pub async fn run(g: &Global, a: ConfigArgs) -> anyhow::Result<u8> {
             "access": r.room.as_ref().map(|t| t.access.as_str()),
             "user_type": r.user_type.as_str(),
             "include_completed": r.include_completed,
+            "on_unassign": r.on_unassign.as_str(),
+            "revoke_after_secs": r.revoke_after.as_secs(),
         })).collect::<Vec<_>>(),
+        "deprovision": serve.as_ref().map(|c| json!({
+            "max_revocations": c.revocation.max.to_string(),
+            "revocable_rooms": c.revocation.rooms.keys().map(|r| r.as_str()).collect::<Vec<_>>(),
+        })),
     });
 
     let mut checks = Vec::new();

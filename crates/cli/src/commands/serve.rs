@@ -36,6 +36,7 @@ pub fn serve_config(file: &FileConfig, rules: Vec<Rule>) -> anyhow::Result<Serve
     let mut cfg =
         ServeConfig::from_section(&file.serve, rules, sync).map_err(|e| usage(e.to_string()))?;
     cfg.admin = settings::admin_auth(file)?;
+    cfg.revocation = file.revocation(&cfg.rules).map_err(crate::from_core)?;
     if let Some(d) = settings::test_backoff() {
         cfg.retry_schedule = vec![d];
         cfg.rate_limit_floor = d;

@@ -72,6 +72,10 @@ pub async fn run(g: &Global, a: SyncArgs) -> anyhow::Result<u8> {
         ));
     }
     let all_rules = file.rules().map_err(crate::from_core)?;
+    // Removals weigh every rule of the file, not only those of this run: a room is touched
+    // only when every rule naming it was read.
+    let mut revocation = file.revocation(&all_rules).map_err(crate::from_core)?;
+    revocation.allow = a.allow_revocations;
     let rules = if a.projects.is_empty() {
         all_rules
     } else {
@@ -107,6 +111,7 @@ pub async fn run(g: &Global, a: SyncArgs) -> anyhow::Result<u8> {
         settings,
         progress: bars.clone(),
         incremental: !a.full,
+        revocation,
         ..Options::new(super::run_id(), Source::Sync)
     };
     let report = reconcile::run(&svc, &Scope::Projects(rules), &opts)
@@ -124,9 +129,18 @@ pub async fn run(g: &Global, a: SyncArgs) -> anyhow::Result<u8> {
                 &serde_json::json!({"project": e.project, "outcome": "failed", "error": e.error}),
             );
         }
+        for r in &report.revocations {
+            output::json_line(r);
+        }
+        for r in &report.revocations_skipped {
+            output::json_line(
+                &serde_json::json!({"revocation": true, "room": r.room, "outcome": "not_computed", "reason": r.reason}),
+            );
+        }
         output::json_line(&report.summary);
     } else {
         print_human(&report.lines, a.dry_run);
+        print_revocations(&report, a.dry_run);
         for e in &report.project_errors {
             println!("project {}: FAILED: {}", e.project, e.error);
         }
@@ -167,6 +181,20 @@ pub async fn run(g: &Global, a: SyncArgs) -> anyhow::Result<u8> {
                 _ => String::new(),
             }
         );
+        if !s.revocations.is_empty() {
+            let counts: Vec<String> = s
+                .revocations
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            println!("room access removals: {}", counts.join(", "));
+        }
+        if s.revocations_held_back > 0 {
+            println!(
+                "HELD BACK: {} removal(s) over [deprovision] max_revocations; nothing was removed (exit 4). Check the list above, then run `sync --full --allow-revocations {}`.",
+                s.revocations_held_back, s.revocations_held_back
+            );
+        }
         println!(
             "API calls: Asana {} ({} rate-limited), DocSpace {} ({} rate-limited); {:.1}s",
             s.asana_calls,
@@ -234,5 +262,39 @@ fn print_human(lines: &[Line], dry_run: bool) {
         } else {
             println!("{text}; {}", rooms.join("; "));
         }
+    }
+}
+
+/// One line per removal decision; access left alone is listed in a dry run (with why) and
+/// only counted otherwise.
+fn print_revocations(report: &bridge_core::report::Report, dry_run: bool) {
+    use bridge_core::domain::Recorded;
+    for r in &report.revocations {
+        let who = r.email.as_deref().unwrap_or("(unknown)");
+        let room = &r.room;
+        let text = match r.outcome {
+            Recorded::Revoked => format!("removed {who} from room {room}: {}", r.reason),
+            Recorded::DryRun => format!("room {room}: {who}: {}", r.reason),
+            Recorded::HeldBack => format!("HELD BACK removal of {who} from room {room}"),
+            Recorded::PendingRemoval => format!(
+                "{who} leaves room {room} at {} unless assigned again: {}",
+                r.due_at.as_deref().unwrap_or("?"),
+                r.reason
+            ),
+            Recorded::RemovalCancelled => {
+                format!("kept {who} in room {room}: removal cancelled, {}", r.reason)
+            }
+            Recorded::Kept if dry_run => format!("leaving {who} in room {room}: {}", r.reason),
+            Recorded::Kept => continue,
+            Recorded::AlreadyRemoved => format!("{who} is no longer in room {room}: {}", r.reason),
+            _ => format!(
+                "FAILED removing {who} from room {room}: {}",
+                r.error.as_deref().unwrap_or(&r.reason)
+            ),
+        };
+        println!("{text}");
+    }
+    for r in &report.revocations_skipped {
+        println!("room {}: removals not computed: {}", r.room, r.reason);
     }
 }

@@ -151,7 +151,8 @@ async fn paging_session() -> Vec<LoggedRequest> {
 }
 
 /// A project in sections: the sections list, each section's pages (`GET /tasks?section=`),
-/// then an incremental re-run (`GET /tasks?project=…&modified_since=…`).
+/// then an incremental re-run (`GET /tasks?project=…&modified_since=…`); then every task
+/// unassigned and a full run under `on_unassign = "revoke"`: the removals (access 0).
 async fn sections_session() -> Vec<LoggedRequest> {
     let (a, d, ids) = seed::bench_projects(seed::BenchSpec {
         tasks_per_project: 230,
@@ -170,7 +171,7 @@ async fn sections_session() -> Vec<LoggedRequest> {
     let rules = s.write_file(
         "rules.toml",
         &format!(
-            "[[rules]]\nproject = \"{}\"\nroom = \"{}\"\n",
+            "[deprovision]\nmax_revocations = 1000\n\n[[rules]]\nproject = \"{}\"\nroom = \"{}\"\non_unassign = \"revoke\"\nrevoke_after = \"0s\"\n",
             ids.project, ids.room
         ),
     );
@@ -183,6 +184,22 @@ async fn sections_session() -> Vec<LoggedRequest> {
             .await
             .expect_code(0);
     }
+    s.asana.world(|w| {
+        for t in w.project_task_gids(&ids.project) {
+            w.assign_task(&t, None).unwrap();
+        }
+    });
+    s.cmd()
+        .arg("--config")
+        .arg(&rules)
+        .args(["sync", "--full"])
+        .run()
+        .await
+        .expect_code(0);
+    assert!(
+        s.docspace.world(|w| !w.removals().is_empty()),
+        "the session sent removals"
+    );
     let mut log = s.asana_requests();
     log.extend(s.docspace_requests());
     log

@@ -12,6 +12,7 @@ mod overlap;
 #[cfg(unix)]
 mod replicas;
 mod retries;
+mod revoke;
 mod secrets;
 #[cfg(unix)]
 mod serve_faults;

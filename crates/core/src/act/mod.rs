@@ -6,9 +6,11 @@
 //! - [`resolve`]: who of these emails is on the portal, in the fewest calls;
 //! - [`invite`]: invitations in batches, resilient to one refused address and to answers
 //!   that never came;
-//! - [`share`]: room shares in batches, re-reading the members before any repeat.
+//! - [`share`]: room shares in batches, re-reading the members before any repeat;
+//! - [`revoke`]: room removals (access 0) in batches, each answer compared with the request.
 
 pub mod invite;
 pub mod resolve;
+pub mod revoke;
 pub mod rooms;
 pub mod share;

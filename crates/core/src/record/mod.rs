@@ -40,7 +40,8 @@ use serde::{Deserialize, Serialize};
 pub use self::postgres::PgStore;
 pub use self::sqlite::SqliteStore;
 pub use self::transfer::{copy_sqlite_to_postgres, Copied};
-use crate::domain::{Action, JobKind, JobPayload, Recorded, Source, Target};
+use crate::domain::{Action, JobKind, JobPayload, Recorded, RoomId, Source, Target};
+use docspace_api::Access;
 
 /// Result type of the record module.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -454,6 +455,50 @@ impl fmt::Debug for WebhookReg {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Room grants and pending removals
+
+/// Room access this tool granted: written when a share it sent succeeded, the ownership
+/// record every removal is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomGrant {
+    /// The room.
+    pub room: RoomId,
+    /// The person's email, lower-cased.
+    pub email: String,
+    /// Their DocSpace id.
+    pub person_id: String,
+    /// Their Asana user gid.
+    pub assignee_gid: Option<String>,
+    /// The level this tool sent.
+    pub access: Access,
+    /// What they had before this tool's first share (a `FileShare` integer); `None`: not a
+    /// member. Someone who was a member before is never removed.
+    pub prior_access: Option<i32>,
+    /// The task that gave them access, for the why of a later removal.
+    pub task_gid: Option<String>,
+    /// Its project.
+    pub project_gid: Option<String>,
+    /// When the share succeeded.
+    pub granted_at: DateTime<Utc>,
+    /// The run that sent it.
+    pub run_id: String,
+}
+
+/// A removal waiting for its grace: the person's last qualifying assignment for the room
+/// ended at `since`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRemoval {
+    /// The room.
+    pub room: RoomId,
+    /// The person's email, lower-cased.
+    pub email: String,
+    /// When the last qualifying assignment ended (as first noticed).
+    pub since: DateTime<Utc>,
+    /// Which task was unassigned, completed or removed, and how it was noticed.
+    pub why: String,
+}
+
+// ---------------------------------------------------------------------------------------------
 // The trait
 
 /// The durable state. Object safe: callers hold an `Arc<dyn Store>`.
@@ -588,6 +633,27 @@ pub trait Store: Send + Sync + fmt::Debug {
         fingerprint: &str,
         started_at: DateTime<Utc>,
     ) -> Result<bool>;
+
+    // --- room grants and pending removals (issue 11)
+    /// Records shares this tool sent and saw succeed. A row already there for the room and
+    /// email keeps its `prior_access` (what the person had before this tool's first share).
+    async fn record_grants(&self, grants: &[RoomGrant]) -> Result<()>;
+    /// Every grant recorded for a room.
+    async fn room_grants(&self, room: &RoomId) -> Result<Vec<RoomGrant>>;
+    /// Every pending removal of a room.
+    async fn pending_removals(&self, room: &RoomId) -> Result<Vec<PendingRemoval>>;
+    /// Records a pending removal unless one exists for the room and email; returns the one
+    /// stored (the older one wins: the grace runs from the first time it was noticed).
+    async fn note_removal(&self, p: &PendingRemoval) -> Result<PendingRemoval>;
+    /// Cancels the pending removals of these (room, email) pairs; returns those that existed.
+    async fn cancel_removals(&self, keys: &[(RoomId, String)]) -> Result<Vec<PendingRemoval>>;
+    /// After a removal (or finding the access already gone): drops the grant and the
+    /// pending removal of the room and email, in one transaction.
+    async fn finish_removal(&self, room: &RoomId, email: &str) -> Result<()>;
+    /// Enqueues one job due at `due` (a removal check after a grace). `false` if a job with
+    /// its dedupe key exists. Its `created_at` is its due time, so it does not count as
+    /// backlog ([`Store::oldest_queued_at`]) before it is due.
+    async fn schedule_job(&self, job: &NewJob, due: DateTime<Utc>) -> Result<bool>;
 
     // --- health
     /// Cheap round trip to the database, for `/healthz`.

@@ -33,10 +33,10 @@ use tokio_util::sync::CancellationToken;
 use super::sqlite::REPLICA_FORGET;
 use super::{
     ClaimEpoch, Fence, Granted, HistoryFilter, Holder, Job, JobLease, JobState, LeaseToken,
-    LedgerEntry, NewJob, NewLedgerEntry, QueueDepth, Replica, ReplicaId, Result, Store, StoreError,
-    SyncMark, WebhookReg,
+    LedgerEntry, NewJob, NewLedgerEntry, PendingRemoval, QueueDepth, Replica, ReplicaId, Result,
+    RoomGrant, Store, StoreError, SyncMark, WebhookReg,
 };
-use crate::domain::{JobPayload, Source};
+use crate::domain::{JobPayload, RoomId, Source, UnknownWord};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -920,6 +920,170 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn record_grants(&self, grants: &[RoomGrant]) -> Result<()> {
+        if grants.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for g in grants {
+            sqlx::query(
+                "INSERT INTO room_grants (room, email, person_id, assignee_gid, access, \
+                   prior_access, task_gid, project_gid, granted_at, run_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (room, email) DO UPDATE SET \
+                   person_id = EXCLUDED.person_id, assignee_gid = EXCLUDED.assignee_gid, \
+                   access = EXCLUDED.access, task_gid = EXCLUDED.task_gid, \
+                   project_gid = EXCLUDED.project_gid, granted_at = EXCLUDED.granted_at, \
+                   run_id = EXCLUDED.run_id",
+            )
+            .bind(g.room.as_str())
+            .bind(&g.email)
+            .bind(&g.person_id)
+            .bind(&g.assignee_gid)
+            .bind(g.access.as_i32())
+            .bind(g.prior_access)
+            .bind(&g.task_gid)
+            .bind(&g.project_gid)
+            .bind(g.granted_at)
+            .bind(&g.run_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn room_grants(&self, room: &RoomId) -> Result<Vec<RoomGrant>> {
+        let rows = sqlx::query(
+            "SELECT email, person_id, assignee_gid, access, prior_access, task_gid, \
+               project_gid, granted_at, run_id FROM room_grants WHERE room = $1 ORDER BY email",
+        )
+        .bind(room.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let access: i32 = r.try_get("access")?;
+                Ok(RoomGrant {
+                    room: room.clone(),
+                    email: r.try_get("email")?,
+                    person_id: r.try_get("person_id")?,
+                    assignee_gid: r.try_get("assignee_gid")?,
+                    access: docspace_api::Access::try_from(access).map_err(|_| UnknownWord {
+                        what: "room grant access",
+                        value: access.to_string(),
+                    })?,
+                    prior_access: r.try_get("prior_access")?,
+                    task_gid: r.try_get("task_gid")?,
+                    project_gid: r.try_get("project_gid")?,
+                    granted_at: r.try_get("granted_at")?,
+                    run_id: r.try_get("run_id")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn pending_removals(&self, room: &RoomId) -> Result<Vec<PendingRemoval>> {
+        let rows: Vec<(String, DateTime<Utc>, String)> = sqlx::query_as(
+            "SELECT email, since, why FROM pending_removals WHERE room = $1 ORDER BY email",
+        )
+        .bind(room.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(email, since, why)| PendingRemoval {
+                room: room.clone(),
+                email,
+                since,
+                why,
+            })
+            .collect())
+    }
+
+    async fn note_removal(&self, p: &PendingRemoval) -> Result<PendingRemoval> {
+        // The older row wins; `DO UPDATE` (a no-op) so that RETURNING gives the stored one.
+        let (since, why): (DateTime<Utc>, String) = sqlx::query_as(
+            "INSERT INTO pending_removals (room, email, since, why, created_at) \
+             VALUES ($1, $2, $3, $4, now()) \
+             ON CONFLICT (room, email) DO UPDATE SET since = pending_removals.since \
+             RETURNING since, why",
+        )
+        .bind(p.room.as_str())
+        .bind(&p.email)
+        .bind(p.since)
+        .bind(&p.why)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(PendingRemoval {
+            room: p.room.clone(),
+            email: p.email.clone(),
+            since,
+            why,
+        })
+    }
+
+    async fn cancel_removals(&self, keys: &[(RoomId, String)]) -> Result<Vec<PendingRemoval>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut tx = self.pool.begin().await?;
+        for (room, email) in keys {
+            let row: Option<(DateTime<Utc>, String)> = sqlx::query_as(
+                "DELETE FROM pending_removals WHERE room = $1 AND email = $2 RETURNING since, why",
+            )
+            .bind(room.as_str())
+            .bind(email)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((since, why)) = row {
+                out.push(PendingRemoval {
+                    room: room.clone(),
+                    email: email.clone(),
+                    since,
+                    why,
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn finish_removal(&self, room: &RoomId, email: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["room_grants", "pending_removals"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE room = $1 AND email = $2"
+            ))
+            .bind(room.as_str())
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn schedule_job(&self, job: &NewJob, due: DateTime<Utc>) -> Result<bool> {
+        // Created when due: a check scheduled a day ahead is not backlog before then.
+        let done = sqlx::query(
+            "INSERT INTO jobs (kind, resource_gid, project_gid, dedupe_key, payload, state, \
+               attempts, created_at, updated_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', 0, GREATEST($6, now()), now(), $6) \
+             ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(job.kind.as_str())
+        .bind(&job.resource_gid)
+        .bind(&job.project_gid)
+        .bind(&job.dedupe_key)
+        .bind(write_payload(&job.payload))
+        .bind(due)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn ping(&self) -> Result<()> {

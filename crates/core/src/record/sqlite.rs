@@ -42,10 +42,10 @@ use tokio::sync::Notify;
 
 use super::{
     ClaimEpoch, Fence, Granted, HistoryFilter, Holder, Job, JobLease, JobState, LeaseToken,
-    LedgerEntry, NewJob, NewLedgerEntry, QueueDepth, Replica, ReplicaId, Result, Store, StoreError,
-    SyncMark, WebhookReg,
+    LedgerEntry, NewJob, NewLedgerEntry, PendingRemoval, QueueDepth, Replica, ReplicaId, Result,
+    RoomGrant, Store, StoreError, SyncMark, WebhookReg,
 };
-use crate::domain::{JobPayload, Source};
+use crate::domain::{JobPayload, RoomId, Source, UnknownWord};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -1018,6 +1018,171 @@ impl Store for SqliteStore {
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn record_grants(&self, grants: &[RoomGrant]) -> Result<()> {
+        if grants.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        for g in grants {
+            sqlx::query(
+                "INSERT INTO room_grants (room, email, person_id, assignee_gid, access, \
+                   prior_access, task_gid, project_gid, granted_at, run_id) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (room, email) DO UPDATE SET \
+                   person_id = excluded.person_id, assignee_gid = excluded.assignee_gid, \
+                   access = excluded.access, task_gid = excluded.task_gid, \
+                   project_gid = excluded.project_gid, granted_at = excluded.granted_at, \
+                   run_id = excluded.run_id",
+            )
+            .bind(g.room.as_str())
+            .bind(&g.email)
+            .bind(&g.person_id)
+            .bind(&g.assignee_gid)
+            .bind(g.access.as_i32())
+            .bind(g.prior_access)
+            .bind(&g.task_gid)
+            .bind(&g.project_gid)
+            .bind(ms(g.granted_at))
+            .bind(&g.run_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn room_grants(&self, room: &RoomId) -> Result<Vec<RoomGrant>> {
+        let rows = sqlx::query(
+            "SELECT email, person_id, assignee_gid, access, prior_access, task_gid, \
+               project_gid, granted_at, run_id FROM room_grants WHERE room = ? ORDER BY email",
+        )
+        .bind(room.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let access: i32 = r.try_get("access")?;
+                Ok(RoomGrant {
+                    room: room.clone(),
+                    email: r.try_get("email")?,
+                    person_id: r.try_get("person_id")?,
+                    assignee_gid: r.try_get("assignee_gid")?,
+                    access: docspace_api::Access::try_from(access).map_err(|_| UnknownWord {
+                        what: "room grant access",
+                        value: access.to_string(),
+                    })?,
+                    prior_access: r.try_get("prior_access")?,
+                    task_gid: r.try_get("task_gid")?,
+                    project_gid: r.try_get("project_gid")?,
+                    granted_at: dt(r.try_get("granted_at")?),
+                    run_id: r.try_get("run_id")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn pending_removals(&self, room: &RoomId) -> Result<Vec<PendingRemoval>> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT email, since, why FROM pending_removals WHERE room = ? ORDER BY email",
+        )
+        .bind(room.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(email, since, why)| PendingRemoval {
+                room: room.clone(),
+                email,
+                since: dt(since),
+                why,
+            })
+            .collect())
+    }
+
+    async fn note_removal(&self, p: &PendingRemoval) -> Result<PendingRemoval> {
+        let (since, why): (i64, String) = sqlx::query_as(
+            "INSERT INTO pending_removals (room, email, since, why, created_at) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (room, email) DO UPDATE SET since = since \
+             RETURNING since, why",
+        )
+        .bind(p.room.as_str())
+        .bind(&p.email)
+        .bind(ms(p.since))
+        .bind(&p.why)
+        .bind(now_ms())
+        .fetch_one(&self.write)
+        .await?;
+        Ok(PendingRemoval {
+            room: p.room.clone(),
+            email: p.email.clone(),
+            since: dt(since),
+            why,
+        })
+    }
+
+    async fn cancel_removals(&self, keys: &[(RoomId, String)]) -> Result<Vec<PendingRemoval>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        for (room, email) in keys {
+            let row: Option<(i64, String)> = sqlx::query_as(
+                "DELETE FROM pending_removals WHERE room = ? AND email = ? RETURNING since, why",
+            )
+            .bind(room.as_str())
+            .bind(email)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((since, why)) = row {
+                out.push(PendingRemoval {
+                    room: room.clone(),
+                    email: email.clone(),
+                    since: dt(since),
+                    why,
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn finish_removal(&self, room: &RoomId, email: &str) -> Result<()> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        for table in ["room_grants", "pending_removals"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE room = ? AND email = ?"))
+                .bind(room.as_str())
+                .bind(email)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn schedule_job(&self, job: &NewJob, due: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO jobs (kind, resource_gid, project_gid, dedupe_key, payload, state, \
+               attempts, created_at, updated_at, next_attempt_at) \
+             VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?) \
+             ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(job.kind.as_str())
+        .bind(&job.resource_gid)
+        .bind(&job.project_gid)
+        .bind(&job.dedupe_key)
+        .bind(write_payload(&job.payload))
+        // Created when due: a check scheduled a day ahead is not backlog before then
+        // (`oldest_queued_at`, the status page's "oldest queued").
+        .bind(ms(due).max(now_ms()))
+        .bind(now_ms())
+        .bind(ms(due))
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn ping(&self) -> Result<()> {

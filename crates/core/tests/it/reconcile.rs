@@ -85,6 +85,8 @@ impl World {
             }),
             user_type: UserType::User,
             include_completed: false,
+            on_unassign: bridge_core::config::OnUnassign::Keep,
+            revoke_after: bridge_core::config::DEFAULT_REVOKE_AFTER,
         }
     }
 

@@ -53,6 +53,8 @@ impl Bench {
                 }),
                 user_type: UserType::User,
                 include_completed: false,
+                on_unassign: bridge_core::config::OnUnassign::Keep,
+                revoke_after: bridge_core::config::DEFAULT_REVOKE_AFTER,
             })
             .collect()
     }

@@ -186,10 +186,13 @@ const FIELDS: &[&str] = &["assignee", "completed"];
 /// Whether an event can change who should have access, and so deserves a job.
 ///
 /// - a task's `assignee` or `completed` changed;
-/// - a task was added to a project (it may arrive with an assignee) or undeleted.
+/// - a task was added to a project (it may arrive with an assignee) or undeleted;
+/// - a task was removed from a project or deleted: its previous assignee may have lost
+///   their last reason for a room with `on_unassign = "revoke"` (the job reads nothing from
+///   Asana for these, and does nothing when no room revokes).
 ///
-/// Everything else (stories, sections, removals, deletions) is ignored: access is never
-/// taken away by this tool, and the worker re-reads the task anyway.
+/// Everything else (stories, moves between sections) is ignored; the worker re-reads the
+/// task anyway.
 pub fn is_relevant(e: &Event) -> bool {
     if e.resource.resource_type.as_deref() != Some("task") {
         return false;
@@ -204,7 +207,11 @@ pub fn is_relevant(e: &Event) -> bool {
             .parent
             .as_ref()
             .is_none_or(|p| p.resource_type.as_deref() == Some("project")),
-        EventAction::Undeleted => true,
+        EventAction::Undeleted | EventAction::Deleted => true,
+        EventAction::Removed => e
+            .parent
+            .as_ref()
+            .is_some_and(|p| p.resource_type.as_deref() == Some("project")),
         _ => false,
     }
 }
@@ -435,7 +442,15 @@ mod tests {
         let deleted = event(serde_json::json!({
             "resource": {"gid": "1203", "resource_type": "task"}, "action": "deleted"
         }));
-        assert!(!is_relevant(&deleted));
+        assert!(is_relevant(&deleted));
+        let removed = |parent: &str| {
+            event(serde_json::json!({
+                "resource": {"gid": "1203", "resource_type": "task"}, "action": "removed",
+                "parent": {"gid": "5", "resource_type": parent}
+            }))
+        };
+        assert!(is_relevant(&removed("project")));
+        assert!(!is_relevant(&removed("section")));
         let jobs = jobs_for_events(&[a, story, added], "99", &Origin::Watch);
         assert_eq!(jobs.len(), 2);
         assert_eq!(jobs[1].payload.source, Source::Watch);

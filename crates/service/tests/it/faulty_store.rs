@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bridge_core::domain::RoomId;
 use bridge_core::record::{
     ClaimEpoch, Fence, Granted, HistoryFilter, Holder, Job, JobLease, LedgerEntry, NewJob,
-    NewLedgerEntry, QueueDepth, Replica, ReplicaId, Result, Store, StoreError, SyncMark,
-    WebhookReg,
+    NewLedgerEntry, PendingRemoval, QueueDepth, Replica, ReplicaId, Result, RoomGrant, Store,
+    StoreError, SyncMark, WebhookReg,
 };
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
@@ -221,6 +222,32 @@ impl Store for FaultyStore {
         self.inner
             .record_incremental_sync(rule_key, fingerprint, started_at)
             .await
+    }
+    async fn record_grants(&self, grants: &[RoomGrant]) -> Result<()> {
+        self.write()?;
+        self.inner.record_grants(grants).await
+    }
+    async fn room_grants(&self, room: &RoomId) -> Result<Vec<RoomGrant>> {
+        self.inner.room_grants(room).await
+    }
+    async fn pending_removals(&self, room: &RoomId) -> Result<Vec<PendingRemoval>> {
+        self.inner.pending_removals(room).await
+    }
+    async fn note_removal(&self, p: &PendingRemoval) -> Result<PendingRemoval> {
+        self.write()?;
+        self.inner.note_removal(p).await
+    }
+    async fn cancel_removals(&self, keys: &[(RoomId, String)]) -> Result<Vec<PendingRemoval>> {
+        self.write()?;
+        self.inner.cancel_removals(keys).await
+    }
+    async fn finish_removal(&self, room: &RoomId, email: &str) -> Result<()> {
+        self.write()?;
+        self.inner.finish_removal(room, email).await
+    }
+    async fn schedule_job(&self, job: &NewJob, due: DateTime<Utc>) -> Result<bool> {
+        self.write()?;
+        self.inner.schedule_job(job, due).await
     }
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await

@@ -12,6 +12,7 @@ mod health_metrics;
 mod overlap;
 mod queue;
 mod reassign;
+mod revoke;
 mod signature;
 mod support;
 mod watch;

@@ -80,6 +80,8 @@ pub fn rule(project: &str) -> Rule {
         room: None,
         user_type: UserType::User,
         include_completed: false,
+        on_unassign: bridge_core::config::OnUnassign::Keep,
+        revoke_after: bridge_core::config::DEFAULT_REVOKE_AFTER,
     }
 }
 

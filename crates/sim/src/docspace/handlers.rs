@@ -716,6 +716,13 @@ enum Subject {
 
 /// `PUT /files/rooms/{id}/share` (`SetRoomSecurity`). Every entry is checked before any is
 /// applied (the server's order is not documented; all-or-nothing is the safer reading).
+///
+/// As on the server (notes §3): the key's user must manage the room (403 otherwise);
+/// access 0 (`None`) removes the member; a subject the key cannot see is dropped without
+/// an error; a member holding a form role is not removed unless `force` is set, and the
+/// answer says `error: 1` (`FormRoleBlockingDeletion`) — the other entries still apply
+/// (the per-entry reading of the server's `FileSharing`; the spec says only that `force`
+/// "forcibly deletes a user with form roles").
 async fn share_room(
     State(st): St,
     Path(id): Path<String>,
@@ -736,10 +743,22 @@ async fn share_room(
         None | Some(Value::Null) => Vec::new(),
         Some(_) => return bad_json(&ctx, "$.invitations"),
     };
+    let force = body.get("force").and_then(Value::as_bool).unwrap_or(false);
     let mut world = lock(&st);
     let Some(room) = world.room(&id).cloned() else {
         return room_not_found();
     };
+    // `CanSetAccessAsync`: the key's user (the portal owner here) must manage the room.
+    let caller_manages = world
+        .owner()
+        .and_then(|o| room.members.get(&o.id))
+        .is_some_and(|a| *a == 9);
+    if !caller_manages {
+        return docspace_error(
+            StatusCode::FORBIDDEN,
+            "You don't have enough permission to perform the operation",
+        );
+    }
     let allowed = allowed_accesses(room.room_type);
     let mut plan = Vec::new();
     let mut requested_ids = Vec::new();
@@ -757,7 +776,10 @@ async fn share_room(
             (Some(pid), _) => {
                 requested_ids.push(pid.to_string());
                 match world.person(pid) {
-                    Some(p) if p.state != PersonState::Disabled => {
+                    Some(p)
+                        if p.state != PersonState::Disabled
+                            && !world.unseen.contains(&p.id.to_ascii_lowercase()) =>
+                    {
                         (Subject::Existing(p.id.clone()), pid.to_string())
                     }
                     _ => (Subject::Dropped, pid.to_string()),
@@ -805,6 +827,7 @@ async fn share_room(
         ));
     }
     let mut warning: Option<String> = None;
+    let mut form_role_blocking = false;
     for (subject, access, label, access_sent) in plan {
         let pid = match subject {
             Subject::Existing(pid) => Some(pid),
@@ -822,7 +845,22 @@ async fn share_room(
                 warning.get_or_insert_with(|| "The owner's access cannot be changed".into());
                 None
             }
+            Some(pid)
+                if access == 0
+                    && !force
+                    && world
+                        .form_roles
+                        .contains(&(id.clone(), pid.to_ascii_lowercase())) =>
+            {
+                form_role_blocking = true;
+                None
+            }
             Some(pid) => {
+                if access == 0 {
+                    world
+                        .form_roles
+                        .remove(&(id.clone(), pid.to_ascii_lowercase()));
+                }
                 if let Some(r) = world.room_mut(&id) {
                     if access == 0 {
                         r.members.remove(pid);
@@ -857,6 +895,6 @@ async fn share_room(
     if let Some(w) = warning {
         resp.insert("warning".into(), Value::String(w));
     }
-    resp.insert("error".into(), json!(0));
+    resp.insert("error".into(), json!(i32::from(form_role_blocking)));
     ctx.ok(Value::Object(resp), None)
 }

@@ -1,7 +1,7 @@
 //! The DocSpace simulator's data: people, rooms, and logs of what the invite and share
 //! endpoints did, so tests can assert "invited exactly once" or "sent integers".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -175,6 +175,13 @@ pub struct DocSpaceWorld {
     pub invite_log: Vec<InviteRecord>,
     /// Every share entry the room share endpoint processed, in order.
     pub share_log: Vec<ShareRecord>,
+    /// People the API key cannot see: share entries naming them are dropped silently,
+    /// as on the server (notes §3), though they stay listed as room members.
+    pub unseen: BTreeSet<String>,
+    /// (room, person) pairs where the person holds a form role: removing them (access 0)
+    /// is refused with `error: 1` (`FormRoleBlockingDeletion`) unless the request says
+    /// `force`.
+    pub form_roles: BTreeSet<(String, String)>,
     next_person: u64,
     next_room: u64,
 }
@@ -198,6 +205,8 @@ impl DocSpaceWorld {
             rooms: Vec::new(),
             invite_log: Vec::new(),
             share_log: Vec::new(),
+            unseen: BTreeSet::new(),
+            form_roles: BTreeSet::new(),
             next_person: 1,
             next_room: 10_001,
         };
@@ -273,6 +282,36 @@ impl DocSpaceWorld {
             }
             None => false,
         }
+    }
+
+    /// Makes `person` invisible to the API key (test setup): the share endpoint then drops
+    /// entries naming them without an error.
+    pub fn hide_from_key(&mut self, person: &str) {
+        self.unseen.insert(person.to_ascii_lowercase());
+    }
+
+    /// Gives `person` a form role in `room` (test setup).
+    pub fn give_form_role(&mut self, room: &str, person: &str) {
+        self.form_roles
+            .insert((room.to_string(), person.to_ascii_lowercase()));
+    }
+
+    /// Share entries that removed someone (access 0 applied), in order: (room, person id).
+    pub fn removals(&self) -> Vec<(String, String)> {
+        self.share_log
+            .iter()
+            .filter(|r| r.access_applied == Some(0))
+            .map(|r| (r.room.clone(), r.subject.clone()))
+            .collect()
+    }
+
+    /// Share entries that asked for a removal (access 0 sent), applied or not.
+    pub fn removal_requests(&self) -> Vec<(String, String)> {
+        self.share_log
+            .iter()
+            .filter(|r| r.access_sent == 0)
+            .map(|r| (r.room.clone(), r.subject.clone()))
+            .collect()
     }
 
     /// Case-insensitive lookup, like the server's.

@@ -511,3 +511,90 @@ async fn rate_limit_answers_429_with_retry_after() {
     let (_, b) = json(r).await;
     assert_eq!(b["statusCode"], 429);
 }
+
+/// Removal through the share endpoint, as notes §3 describes it: access 0 removes; the
+/// key's user must manage the room (403 otherwise, in the server's error shape); a member
+/// the key cannot see is dropped without an error (and still listed in the answer); a
+/// member holding a form role is refused (`error: 1`) unless `force` is set.
+#[tokio::test]
+async fn share_room_removals_need_a_manager_drop_the_unseen_and_spare_form_roles() {
+    let mut w = DocSpaceWorld::new();
+    let room = w.add_room("Docs", 5);
+    let ids: Vec<String> = ["a@x.io", "b@x.io", "c@x.io", "d@x.io"]
+        .iter()
+        .map(|e| w.add_person(e, SimUserType::User, PersonState::Active))
+        .collect();
+    for id in &ids {
+        w.add_member(&room, id, 10);
+    }
+    w.hide_from_key(&ids[1]);
+    w.give_form_role(&room, &ids[2]);
+    let sim = DocSpaceSim::start(w, DocSpaceSimOptions::default())
+        .await
+        .unwrap();
+    let remove = |id: &str| json!({"id": id, "access": 0});
+
+    let (s, b) = share(
+        &sim,
+        &room,
+        json!({"invitations": [remove(&ids[0]), remove(&ids[1]), remove(&ids[2])], "notify": false}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["response"]["error"], 1, "form role blocking: {b}");
+    let listed: Vec<&str> = b["response"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["sharedToUser"]["id"].as_str())
+        .collect();
+    assert_eq!(listed, vec![ids[1].as_str(), ids[2].as_str()], "{b}");
+    let members = |sim: &DocSpaceSim| {
+        let room = room.clone();
+        sim.world(move |w| {
+            w.room(&room)
+                .unwrap()
+                .members
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    };
+    let now = members(&sim);
+    assert!(!now.contains(&ids[0]), "access 0 removes");
+    assert!(now.contains(&ids[1]), "unseen: dropped silently");
+    assert!(now.contains(&ids[2]), "form role: refused without force");
+
+    let (s, b) = share(
+        &sim,
+        &room,
+        json!({"invitations": [remove(&ids[2])], "notify": false, "force": true}),
+    )
+    .await;
+    assert_eq!((s, &b["response"]["error"]), (200, &json!(0)), "{b}");
+    assert!(
+        !members(&sim).contains(&ids[2]),
+        "force removes a form-role holder"
+    );
+
+    // Not a manager of the room any more: refused, nothing changes.
+    let owner = sim.world(|w| w.owner().unwrap().id.clone());
+    let r = room.clone();
+    sim.world(move |w| w.add_member(&r, &owner, 2));
+    let (s, b) = share(
+        &sim,
+        &room,
+        json!({"invitations": [remove(&ids[3])], "notify": false}),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    assert_eq!(b["status"], 1);
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("permission"),
+        "{b}"
+    );
+    assert!(members(&sim).contains(&ids[3]));
+}

@@ -18,6 +18,7 @@ mod ledger;
 mod open;
 mod postgres;
 mod queue;
+mod revocations;
 mod sync_marks;
 mod webhooks;
 
