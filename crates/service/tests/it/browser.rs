@@ -119,18 +119,26 @@ async fn start_browser(driver: &Driver, profile: &Path) -> Client {
 }
 
 async fn text_of(c: &Client, css: &str) -> String {
-    let found = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await;
-    match found {
-        Ok(e) => e.text().await.unwrap(),
-        Err(e) => panic!(
-            "no {css} on {:?}: {e}\n{}",
-            c.current_url().await,
-            c.source().await.unwrap_or_default()
-        ),
+    // A click that submits a form navigates; chromedriver may answer a lookup made meanwhile
+    // with "aborted by navigation" (or a stale element), which says nothing about the
+    // element: ask again until the deadline, as for an element not there yet.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let error = match c.find(Locator::Css(css)).await {
+            Ok(e) => match e.text().await {
+                Ok(text) => return text,
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        if std::time::Instant::now() >= deadline {
+            panic!(
+                "no {css} on {:?}: {error}\n{}",
+                c.current_url().await,
+                c.source().await.unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
