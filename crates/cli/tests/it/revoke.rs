@@ -497,3 +497,42 @@ async fn a_run_killed_midway_and_a_rerun_end_removed_without_a_second_request() 
     env.run(&["--json", "sync", "--full"]).await.expect_code(0);
     assert_eq!(env.docspace_writes().len(), writes);
 }
+
+/// Two `sync` processes at once on one state database, both finding the same four people
+/// due for removal: DocSpace answers slowly, so both read the room before either acts.
+/// The person claims decide who removes whom; each removal is requested once in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_syncs_remove_each_person_once() {
+    let env = start(|_, _, _| {}).await;
+    let p = env.ids.project.clone();
+    let room = env.ids.room.clone();
+    let who = ["ada", "bob", "cy", "fay"];
+    let tasks: Vec<String> = who.iter().map(|n| add_task(&env, &p, n, Some(n))).collect();
+    env.write_config(&config(&env, "0s", ""));
+    env.run(&["--json", "sync", "--full"]).await.expect_code(0);
+    for n in who {
+        assert_eq!(level(&env, &room, n), Some(10), "{n} shared first");
+    }
+    for t in &tasks {
+        assign(&env, t, None);
+    }
+    let mut slow = Fault::delay(Duration::from_millis(300));
+    slow.path_contains = Some("/api/2.0/".into());
+    env.docspace.set_faults(vec![slow]);
+
+    let args = ["--json", "sync", "--full"];
+    let (a, b) = tokio::join!(env.run(&args), env.run(&args));
+    a.expect_code(0);
+    b.expect_code(0);
+    for n in who {
+        assert_eq!(level(&env, &room, n), None, "{n} removed");
+    }
+    let reqs = removal_requests(&env);
+    for n in who {
+        assert_eq!(
+            reqs.iter().filter(|(r, m)| *r == room && m == n).count(),
+            1,
+            "{n}'s removal requested once across both runs: {reqs:?}"
+        );
+    }
+}
