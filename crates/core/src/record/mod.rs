@@ -7,7 +7,8 @@
 //! - Events API **sync tokens** for `watch`.
 //!
 //! - the **replica registry**: every `serve`/`watch` process heartbeats a row, so a job held
-//!   by a process that died is taken over within seconds instead of after its lease.
+//!   by a process that died — and the person claims it held — are taken over within
+//!   seconds instead of after their lease.
 //!
 //! Everything goes through the object-safe [`Store`] trait, implemented by [`SqliteStore`]
 //! (one host) and [`PgStore`] (several replicas on one PostgreSQL database). [`open`] picks
@@ -369,15 +370,47 @@ pub struct QueueDepth {
 // ---------------------------------------------------------------------------------------------
 // Claims
 
-/// Who holds claims: one reconcile run (a random id per run), so a crashed run's claims
-/// are recognisable and expire together.
+/// Who holds claims: one reconcile run, resync or poller (a random id each), so a crashed
+/// run's claims are recognisable and expire together.
+///
+/// A holder acting for a `serve`/`watch` process also names that process's [`ReplicaId`]:
+/// its claims are then free as soon as the replica's registry row expires (the process
+/// died), as its jobs are, instead of only when their lease runs out — so a restarted or
+/// surviving replica acts for the dead one's people within seconds. A CLI run (`sync`,
+/// `invite`) has no registry row and is covered by its lease alone; so is a holder whose
+/// replica has no row (never registered, or retired).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Holder(pub String);
+pub struct Holder {
+    id: String,
+    replica: Option<ReplicaId>,
+}
 
 impl Holder {
-    /// A fresh, unguessable holder id.
+    /// A fresh, unguessable holder whose claims only their lease keeps (a CLI run).
     pub fn new() -> Holder {
-        Holder(uuid::Uuid::new_v4().to_string())
+        Holder {
+            id: uuid::Uuid::new_v4().to_string(),
+            replica: None,
+        }
+    }
+
+    /// A fresh holder acting for `replica`, whose claims also end when its registry row
+    /// expires.
+    pub fn for_replica(replica: &ReplicaId) -> Holder {
+        Holder {
+            replica: Some(replica.clone()),
+            ..Holder::new()
+        }
+    }
+
+    /// The holder's own id (unique per run).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The registered process it acts for, if any.
+    pub fn replica(&self) -> Option<&ReplicaId> {
+        self.replica.as_ref()
     }
 }
 
@@ -398,7 +431,8 @@ pub struct Granted {
     /// The key.
     pub key: String,
     /// Someone else acted under this key since the epoch the caller passed (released it
-    /// later, or held it and let it expire — a crash): read DocSpace again before deciding.
+    /// later, or held it and died — its lease ran out or its replica's registry row
+    /// expired): read DocSpace again before deciding.
     pub stale: bool,
 }
 
@@ -573,9 +607,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The newest point in the claim history; pass it to [`Store::claim_keys`] later.
     async fn claim_epoch(&self) -> Result<ClaimEpoch>;
     /// Atomically takes, for `holder` until `now + lease`, each of `keys` that is free, whose
-    /// claim expired, or that `holder` already holds. Returns the granted ones (the others are
-    /// held by someone alive); [`Granted::stale`] says whether the caller must read DocSpace
-    /// again because someone acted under the key after `since`.
+    /// claim expired, whose holder acted for a replica whose registry row expired (its
+    /// process died; the same rule as [`Store::claim`]'s), or that `holder` already holds.
+    /// Returns the granted ones (the others are held by someone alive); [`Granted::stale`]
+    /// says whether the caller must read DocSpace again because someone acted under the key
+    /// after `since` (a key taken over from a dead holder always is).
     async fn claim_keys(
         &self,
         keys: &[String],

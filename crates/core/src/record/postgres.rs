@@ -14,7 +14,8 @@
 //!   which waits for a concurrent insert of the same key to commit and then skips it;
 //! - **per-person claims** (`person:`, `resync:`, `watch:` keys) are one `INSERT … ON CONFLICT
 //!   DO UPDATE … WHERE` over the keys in sorted order (so two claimers lock rows in the same
-//!   order and cannot deadlock), taking a key only if it is free, the caller's, or expired;
+//!   order and cannot deadlock), taking a key only if it is free, the caller's, expired,
+//!   or held for a replica whose registry row expired (the jobs' orphan rule);
 //!   releases serialise on a transaction advisory lock so that `released_seq` grows in
 //!   commit order — the claim epoch a reconcile reads then never misses a release that
 //!   committed after it.
@@ -672,13 +673,15 @@ impl Store for PgStore {
         sorted.sort_unstable();
         sorted.dedup();
         let sql = format!(
-            "INSERT INTO claims (key, holder, lease_until, took_over) \
-             SELECT k, $2, {}, FALSE FROM UNNEST($1::text[]) AS t(k) ORDER BY k \
+            "INSERT INTO claims (key, holder, replica, lease_until, took_over) \
+             SELECT k, $2, $4::text, {}, FALSE FROM UNNEST($1::text[]) AS t(k) ORDER BY k \
              ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder, \
-                 lease_until = EXCLUDED.lease_until, \
+                 replica = EXCLUDED.replica, lease_until = EXCLUDED.lease_until, \
                  took_over = (claims.holder IS NOT NULL AND claims.holder <> EXCLUDED.holder) \
              WHERE claims.holder IS NULL OR claims.holder = EXCLUDED.holder \
                  OR claims.lease_until <= now() \
+                 OR EXISTS (SELECT 1 FROM replicas r \
+                            WHERE r.id = claims.replica AND r.expires_at <= now()) \
              RETURNING key, released_seq, took_over",
             plus_ms(3)
         );
@@ -686,8 +689,9 @@ impl Store for PgStore {
         let rows: Vec<(String, i64, bool)> = loop {
             let res = sqlx::query_as(&sql)
                 .bind(&sorted)
-                .bind(&holder.0)
+                .bind(holder.id())
                 .bind(dur_ms(lease))
+                .bind(holder.replica().map(|r| r.0.as_str()))
                 .fetch_all(&self.pool)
                 .await;
             match res {
@@ -716,7 +720,7 @@ impl Store for PgStore {
             plus_ms(2)
         );
         let done = sqlx::query(&sql)
-            .bind(&holder.0)
+            .bind(holder.id())
             .bind(dur_ms(lease))
             .execute(&self.pool)
             .await?;
@@ -735,11 +739,12 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "UPDATE claims SET holder = NULL, lease_until = NULL, took_over = FALSE, \
+            "UPDATE claims SET holder = NULL, replica = NULL, lease_until = NULL, \
+             took_over = FALSE, \
              released_seq = (SELECT COALESCE(MAX(released_seq), 0) + 1 FROM claims) \
              WHERE holder = $1 AND key = ANY($2)",
         )
-        .bind(&holder.0)
+        .bind(holder.id())
         .bind(keys)
         .execute(&mut *tx)
         .await?;

@@ -360,9 +360,10 @@ fn enqueue_chunk_sql() -> &'static str {
     })
 }
 
-/// Takes one claim key if it is free, already `holder`'s, or expired at `now`: `Some((the
-/// key's last released_seq, whether it was taken over from a dead holder))`, or `None` when
-/// someone alive holds it.
+/// Takes one claim key if it is free, already `holder`'s, expired at `now`, or held for a
+/// replica whose registry row expired at `now` (its process died — the jobs' orphan rule
+/// in [`Store::claim`]): `Some((the key's last released_seq, whether it was taken over
+/// from a dead holder))`, or `None` when someone alive holds it.
 async fn claim_one<'e, E>(
     e: E,
     key: &str,
@@ -374,16 +375,20 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
 {
     Ok(sqlx::query_as(
-        "INSERT INTO claims (key, holder, lease_until, took_over) VALUES (?1, ?2, ?3, 0) \
-         ON CONFLICT (key) DO UPDATE SET holder = ?2, lease_until = ?3, \
+        "INSERT INTO claims (key, holder, replica, lease_until, took_over) \
+             VALUES (?1, ?2, ?5, ?3, 0) \
+         ON CONFLICT (key) DO UPDATE SET holder = ?2, replica = ?5, lease_until = ?3, \
              took_over = (claims.holder IS NOT NULL AND claims.holder <> ?2) \
          WHERE claims.holder IS NULL OR claims.holder = ?2 OR claims.lease_until <= ?4 \
+             OR EXISTS (SELECT 1 FROM replicas r \
+                        WHERE r.id = claims.replica AND r.expires_at <= ?4) \
          RETURNING released_seq, took_over",
     )
     .bind(key)
-    .bind(&holder.0)
+    .bind(holder.id())
     .bind(until)
     .bind(now)
+    .bind(holder.replica().map(|r| r.0.as_str()))
     .fetch_optional(e)
     .await?)
 }
@@ -787,8 +792,9 @@ impl Store for SqliteStore {
         let until = now.saturating_add(dur_ms(lease));
         let mut granted = Vec::new();
         // One upsert per key, atomic by itself: it takes the key only if it is free, ours,
-        // or its lease ran out, and says which (RETURNING sees the old `released_seq`; the
-        // SET reads the old holder). A single key needs no transaction; several share one.
+        // its lease ran out or its holder's replica died, and says which (RETURNING sees
+        // the old `released_seq`; the SET reads the old holder). A single key needs no
+        // transaction; several share one.
         let stale = |(seq, took_over): (i64, i64)| took_over != 0 || seq > since.0;
         if let [key] = keys {
             if let Some(row) = claim_one(&self.write, key, holder, until, now).await? {
@@ -816,7 +822,7 @@ impl Store for SqliteStore {
         let until = now_ms().saturating_add(dur_ms(lease));
         let done = sqlx::query("UPDATE claims SET lease_until = ? WHERE holder = ?")
             .bind(until)
-            .bind(&holder.0)
+            .bind(holder.id())
             .execute(&self.write)
             .await?;
         Ok(done.rows_affected())
@@ -831,11 +837,12 @@ impl Store for SqliteStore {
         for chunk in keys.chunks(RELEASE_CHUNK) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let sql = format!(
-                "UPDATE claims SET holder = NULL, lease_until = NULL, took_over = 0, \
+                "UPDATE claims SET holder = NULL, replica = NULL, lease_until = NULL, \
+                 took_over = 0, \
                  released_seq = (SELECT COALESCE(MAX(released_seq), 0) + 1 FROM claims) \
                  WHERE holder = ? AND key IN ({marks})"
             );
-            let mut q = sqlx::query(&sql).bind(&holder.0);
+            let mut q = sqlx::query(&sql).bind(holder.id());
             for k in chunk {
                 q = q.bind(k);
             }

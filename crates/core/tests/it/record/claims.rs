@@ -1,10 +1,11 @@
 //! Claims: at most one holder per key while its lease holds; a dead holder's claim is
-//! taken over and reported stale; a release after the caller's epoch makes its reading
-//! stale too; heartbeats keep a claim.
+//! taken over and reported stale — at once when the holder acted for a replica whose
+//! registry row expired; a release after the caller's epoch makes its reading stale too;
+//! heartbeats keep a claim.
 
 use std::time::Duration;
 
-use bridge_core::record::{ClaimEpoch, Fence, Holder};
+use bridge_core::record::{ClaimEpoch, Fence, Holder, ReplicaId};
 
 use super::Backend;
 
@@ -105,6 +106,88 @@ async fn an_expired_claim_is_taken_over_as_stale_and_a_heartbeat_keeps_it(backen
     );
 }
 
+async fn a_claim_of_a_dead_replica_is_free_at_once_and_others_keep_their_lease(backend: &Backend) {
+    let s = backend.open().await;
+    let (dying, alive, unregistered) = (ReplicaId::new(), ReplicaId::new(), ReplicaId::new());
+    let ttl = Duration::from_secs(60);
+    s.register_replica(&dying, "serve on a (pid 1)", ttl)
+        .await
+        .unwrap();
+    s.register_replica(&alive, "serve on b (pid 2)", ttl)
+        .await
+        .unwrap();
+    // Every claim has a minute of lease left throughout the test.
+    let lease = Duration::from_secs(60);
+    let epoch = ClaimEpoch::default();
+    let holders = [
+        ("person:dying", Holder::for_replica(&dying)),
+        ("person:alive", Holder::for_replica(&alive)),
+        ("person:unregistered", Holder::for_replica(&unregistered)),
+        ("person:cli", Holder::new()),
+    ];
+    for (key, h) in &holders {
+        assert_eq!(
+            s.claim_keys(&keys(&[key]), h, epoch, lease)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    let all = keys(&holders.iter().map(|(k, _)| *k).collect::<Vec<_>>());
+    let newcomer = Holder::for_replica(&alive);
+    assert!(
+        s.claim_keys(&all, &newcomer, epoch, lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "every holder is alive"
+    );
+    // The dying replica's last heartbeat runs out now (SIGKILL, then its TTL passing).
+    assert!(s.beat_replica(&dying, Duration::ZERO).await.unwrap());
+    let got = s.claim_keys(&all, &newcomer, epoch, lease).await.unwrap();
+    assert_eq!(
+        got.iter().map(|g| g.key.as_str()).collect::<Vec<_>>(),
+        ["person:dying"],
+        "only the dead replica's claim is free before its lease ends: {got:?}"
+    );
+    assert!(got[0].stale, "the dead replica's run may have acted");
+    // Its run cannot renew or give back what it lost; the newcomer holds it now.
+    assert_eq!(s.extend_claims(&holders[0].1, lease).await.unwrap(), 0);
+    s.release_claims(&keys(&["person:dying"]), &holders[0].1)
+        .await
+        .unwrap();
+    let cli = Holder::new();
+    assert!(s
+        .claim_keys(&keys(&["person:dying"]), &cli, epoch, lease)
+        .await
+        .unwrap()
+        .is_empty());
+    // Released, the key no longer names a replica: a CLI holder's claim of it waits for
+    // its lease, whatever becomes of the replica the previous holder worked for.
+    s.release_claims(&keys(&["person:dying"]), &newcomer)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.claim_keys(&keys(&["person:dying"]), &cli, epoch, lease)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(s.beat_replica(&alive, Duration::ZERO).await.unwrap());
+    let later = s
+        .claim_keys(
+            &keys(&["person:dying", "person:cli"]),
+            &Holder::new(),
+            epoch,
+            lease,
+        )
+        .await
+        .unwrap();
+    assert!(later.is_empty(), "CLI claims keep their lease: {later:?}");
+}
+
 async fn concurrent_claimers_never_share_a_key(backend: &Backend) {
     let s = backend.open().await;
     let all: Vec<String> = (0..50).map(|i| format!("person:{i}")).collect();
@@ -167,6 +250,7 @@ super::conformance!(
     a_held_key_is_refused_to_others_and_granted_again_to_its_holder,
     a_release_after_the_epoch_makes_the_reading_stale_and_a_later_epoch_does_not,
     an_expired_claim_is_taken_over_as_stale_and_a_heartbeat_keeps_it,
+    a_claim_of_a_dead_replica_is_free_at_once_and_others_keep_their_lease,
     concurrent_claimers_never_share_a_key,
     a_running_jobs_lease_is_extended_until_it_is_settled,
 );
