@@ -34,7 +34,7 @@ use crate::domain::{Recorded, RoomId, Source, Target};
 use crate::intake::{self, Assignment, EmailCheck};
 use crate::outcome::RoomOutcome;
 use crate::plan::{self, PersonPlan, PortalDecision, RoomDecision, TaskRef};
-use crate::record::{ClaimEpoch, Holder, RoomGrant, Store};
+use crate::record::{ClaimEpoch, Holder, ReplicaId, RoomGrant, Store};
 use crate::report::{
     Ledger, Line, ProjectError, RemovalCheck, Report, RevocationLine, RoomLine, SkippedRoom,
     Summary,
@@ -115,6 +115,11 @@ pub struct Options {
     /// For a [`Scope::Task`] from a webhook or watch event: what happened and when, so a
     /// removal's grace runs from the event and its why names it.
     pub event: Option<TaskEvent>,
+    /// The registered `serve`/`watch` process this run works for (`None`, the default: a
+    /// CLI run). Its person claims are tied to that replica's registry row, so if the
+    /// process dies they are free as soon as the row expires, together with its jobs,
+    /// instead of after [`CLAIM_LEASE`].
+    pub replica: Option<ReplicaId>,
 }
 
 /// The event a task job comes from.
@@ -146,6 +151,15 @@ impl Options {
             incremental: false,
             revocation: Revocation::default(),
             event: None,
+            replica: None,
+        }
+    }
+
+    /// A fresh claim holder for this run: tied to [`Options::replica`] when there is one.
+    fn holder(&self) -> Holder {
+        match &self.replica {
+            Some(r) => Holder::for_replica(r),
+            None => Holder::new(),
         }
     }
 }
@@ -192,9 +206,12 @@ pub fn rule_fingerprint(rule: &Rule) -> String {
 }
 
 /// How long a person's claim holds without a heartbeat (renewed every third of it while
-/// the run acts). A run that dies — SIGKILL, a lost machine — keeps the people it was
-/// working on from others for at most this long; short, so that a restarted service
-/// carries on within seconds.
+/// the run acts). A CLI run (`sync`, `invite`) that dies — SIGKILL, a lost machine — keeps
+/// the people it was working on from others for at most this long. A run of `serve` or
+/// `watch` ([`Options::replica`]) loses them sooner: its claims are free once its process's
+/// registry row expires (`bridge_service::REPLICA_TTL`, 6 s), the moment its jobs are taken
+/// over too, so a restarted or surviving replica acts at once instead of waiting out this
+/// lease; the lease is then only the backstop for a replica without a registry row.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(10);
 
 /// Invitation batches (and room share calls) in flight at once. The DocSpace client's
@@ -986,7 +1003,7 @@ async fn settle_people(
     let store = cx.svc.store.clone();
     let guard = ClaimGuard {
         store: store.clone(),
-        holder: Holder::new(),
+        holder: cx.opts.holder(),
         held: Mutex::new(Vec::new()),
     };
     let mut pending = plans;
@@ -1706,7 +1723,7 @@ async fn remove_due(cx: &Ctx<'_>, due: Vec<DueRemoval>) -> Result<Vec<Revocation
     let store = cx.svc.store.clone();
     let guard = ClaimGuard {
         store: store.clone(),
-        holder: Holder::new(),
+        holder: cx.opts.holder(),
         held: Mutex::new(Vec::new()),
     };
     let keys: Vec<String> = due
@@ -1717,7 +1734,8 @@ async fn remove_due(cx: &Ctx<'_>, due: Vec<DueRemoval>) -> Result<Vec<Revocation
         .collect();
     let work = async {
         // Claim everyone, waiting (as `settle_people` does) for people another run holds —
-        // a run killed midway holds its people until their lease runs out.
+        // a run killed midway holds its people until their lease runs out (or, for a
+        // service run, until its replica's registry row expires).
         let mut granted: BTreeSet<String> = BTreeSet::new();
         let deadline = Instant::now() + cx.opts.settings.claim_wait;
         let mut wait = Duration::from_millis(20);

@@ -354,6 +354,9 @@ impl Workers {
                 }),
                 _ => None,
             },
+            // The reconcile's person claims follow this process's registry row: if it dies,
+            // they are free when its jobs are taken over, not a claim lease later.
+            replica: Some(self.inner.replica.clone()),
             ..Options::new(format!("job-{}", job.id), job.payload.source)
         };
         match job.kind {
@@ -375,10 +378,12 @@ impl Workers {
     }
 
     /// A whole-project reconcile, under the project's resync claim so that no other worker
-    /// or process resyncs it at the same time.
+    /// or process resyncs it at the same time. The claim is tied to this replica, like the
+    /// reconcile's person claims: a retry of the job after this process died is not refused
+    /// for the rest of the claim's lease.
     async fn resync(&self, job: &Job, project: &str, opts: &Options) -> Verdict {
         let store = &self.inner.svc.store;
-        let holder = Holder::new();
+        let holder = Holder::for_replica(&self.inner.replica);
         let key = vec![format!("resync:{project}")];
         let lease = self.inner.cfg.lease;
         let epoch = bridge_core::record::ClaimEpoch::default();

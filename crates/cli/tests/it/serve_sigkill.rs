@@ -7,7 +7,9 @@
 //! - 1,000 events queued, the server killed mid-way: after a restart every event is
 //!   processed and nobody is invited twice;
 //! - a job in flight when the server was SIGKILLed runs again soon after a restart — the
-//!   dead process's registry row expires in seconds — long before its lease would end.
+//!   dead process's registry row expires in seconds — long before its lease would end, and
+//!   the person claim the dead run held is tied to that row, so the invitation follows at
+//!   once instead of after the claim's own lease.
 
 use std::ops::Deref;
 use std::os::unix::process::ExitStatusExt;
@@ -313,21 +315,43 @@ async fn a_job_in_flight_at_a_sigkill_runs_again_soon_after_a_restart_not_after_
     env.asana
         .world(|w| w.assign_task(&env.tasks[0], Some(&env.users[0])))
         .unwrap();
+    // Running, and holding the person's claim (taken before DocSpace is asked).
+    let file = sqlx::SqlitePool::connect(&format!("sqlite://{}", env.state_path().display()))
+        .await
+        .unwrap();
+    let person = format!("person:{}", env.emails[0]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while store.queue_depth().await.unwrap().running == 0 {
-        assert!(Instant::now() < deadline, "the job never started");
+    let claim_replica: Option<String> = loop {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT replica FROM claims WHERE key = ? AND holder IS NOT NULL")
+                .bind(&person)
+                .fetch_optional(&file)
+                .await
+                .unwrap();
+        if let Some((replica,)) = row {
+            break replica;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job never claimed the person"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    };
+    assert_eq!(store.queue_depth().await.unwrap().running, 1);
     sigkill(server).await;
     assert!(env.invitations_sent().is_empty());
+    // The claim names the dead process's registry row — the row whose expiry frees its job.
+    let replicas: Vec<String> = sqlx::query_scalar("SELECT id FROM replicas")
+        .fetch_all(&file)
+        .await
+        .unwrap();
+    assert_eq!(replicas.len(), 1, "{replicas:?}");
+    assert_eq!(claim_replica.as_ref(), Some(&replicas[0]));
 
     env.docspace.set_latency(Duration::ZERO);
     let restarted = Instant::now();
     let server = env.serve().await;
     // Claimed again (a second attempt) by the restarted process…
-    let file = sqlx::SqlitePool::connect(&format!("sqlite://{}", env.state_path().display()))
-        .await
-        .unwrap();
     let deadline = restarted + lease / 2;
     loop {
         let attempts: i64 = sqlx::query_scalar("SELECT MAX(attempts) FROM jobs")
@@ -342,7 +366,8 @@ async fn a_job_in_flight_at_a_sigkill_runs_again_soon_after_a_restart_not_after_
     }
     let retaken = restarted.elapsed();
     file.close().await;
-    // …and acted on: the person's claim the dead run held lapses within 10 s of the kill.
+    // …and acted on: the person's claim the dead run held is free from the same moment,
+    // its replica's row having expired (not 10 s after the kill, the claim's lease).
     env.wait_for("the invitation after the restart", lease / 2, |e| {
         e.invitations_sent().len() == 1
     })
@@ -352,7 +377,7 @@ async fn a_job_in_flight_at_a_sigkill_runs_again_soon_after_a_restart_not_after_
     let depth = store.queue_depth().await.unwrap();
     assert_eq!(depth.dead, 0, "{depth:?}");
     eprintln!(
-        "in-flight job claimed again {retaken:?} and acted on {took:?} after the restart (lease {lease:?})"
+        "restart → in-flight job run again: {retaken:?}; restart → invitation: {took:?} (job lease {lease:?})"
     );
     drop(server);
     store.close().await;
