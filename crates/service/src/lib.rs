@@ -351,6 +351,7 @@ pub async fn watch(
                 metrics.clone(),
                 p.clone(),
                 watch.interval,
+                engine.replica.clone(),
                 shutdown.clone(),
             ))
         })

@@ -392,7 +392,8 @@ async fn two_watch_processes_poll_a_project_once_and_the_standby_takes_over() {
     assert_eq!(claim[0].0, format!("watch:{}", env.project));
     assert!(claim[0].1.is_some(), "held: {claim:?}");
 
-    // The poller dies; the standby takes over once the claim's lease (10 s) has passed.
+    // The poller dies; the standby takes over once the dead process's registry row has
+    // expired (6 s), which frees its poller claim.
     let mut first = first;
     sigkill(&mut first).await;
     let first_out = first.output().await;

@@ -20,14 +20,14 @@
 //! `watch:<project>` in the state store (a lease of [`POLLER_LEASE`], renewed every third
 //! of it while it runs). Another `watch` on the same database — on this host or another —
 //! finds the claim held and stands by, trying again every interval; when the holder stops
-//! (shutdown releases the claim, a crash lets it expire) one of them takes over from the
-//! saved sync token.
+//! (shutdown releases the claim; after a crash it is free once the dead process's registry
+//! row expires, [`crate::REPLICA_TTL`]) one of them takes over from the saved sync token.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use asana_api::Gid;
-use bridge_core::record::{ClaimEpoch, Holder, NewJob, StoreError};
+use bridge_core::record::{ClaimEpoch, Holder, NewJob, ReplicaId, StoreError};
 use bridge_core::Services;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -142,8 +142,9 @@ pub async fn poll_once(
     }
 }
 
-/// The lease of a poller's `watch:<project>` claim: how long a crashed poller keeps its
-/// project from the standbys.
+/// The lease of a poller's `watch:<project>` claim. The claim is tied to the poller's
+/// replica, so a crashed poller keeps its project from the standbys only until its
+/// registry row expires; the lease covers a replica that has no row.
 pub const POLLER_LEASE: Duration = Duration::from_secs(10);
 
 /// The claim key that makes one poller per project across processes.
@@ -151,17 +152,18 @@ pub fn poller_key(project: &Gid) -> String {
     format!("watch:{project}")
 }
 
-/// Polls `project` every `interval` until `cancel` fires, while this process holds the
-/// project's poller claim (standing by while another process holds it).
+/// Polls `project` every `interval` until `cancel` fires, while this process (`replica`)
+/// holds the project's poller claim (standing by while another process holds it).
 pub async fn run_poller(
     svc: Services,
     intake: Intake,
     metrics: Arc<Metrics>,
     project: Gid,
     interval: Duration,
+    replica: ReplicaId,
     cancel: CancellationToken,
 ) {
-    let holder = Holder::new();
+    let holder = Holder::for_replica(&replica);
     let key = vec![poller_key(&project)];
     let heartbeat = async {
         loop {
