@@ -106,6 +106,11 @@ impl SlidingWindow {
         }
     }
 
+    /// Forgets every counted request: a new window, as after a quiet minute.
+    fn reset(&self) {
+        self.hits.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// `Ok(remaining)` or `Err(retry_after_seconds)`.
     fn check(&self, key: usize) -> Result<usize, u64> {
         let now = Instant::now();
@@ -195,6 +200,13 @@ impl Harness {
 
     pub fn set_latency(&self, d: Duration) {
         *self.latency.lock().unwrap_or_else(|e| e.into_inner()) = d;
+    }
+
+    /// Empties the rate window (if the sim has one): every token's budget is whole again.
+    pub fn reset_rate_window(&self) {
+        if let Some(w) = &self.rate {
+            w.reset();
+        }
     }
 
     fn latency(&self) -> Duration {

@@ -262,6 +262,12 @@ impl AsanaSim {
         self.harness.set_latency(d);
     }
 
+    /// Gives every token its whole per-minute budget back, as if a quiet minute had
+    /// passed: benchmarks start each measured run on a fresh window.
+    pub fn reset_rate_window(&self) {
+        self.harness.reset_rate_window();
+    }
+
     /// Reads or changes the data under the sim's lock; events recorded by the helpers are
     /// handed to webhook delivery right after `f` returns.
     pub fn world<R>(&self, f: impl FnOnce(&mut AsanaWorld) -> R) -> R {
