@@ -218,8 +218,11 @@ pub const CLAIM_LEASE: Duration = Duration::from_secs(10);
 /// write semaphore (`max_concurrent_writes`, 15 by default) caps all writes together.
 const WRITE_CONCURRENCY: usize = 8;
 
-/// Projects read at once.
-const PROJECT_CONCURRENCY: usize = 4;
+/// Projects read at once. Asana's 50 reads in flight per token (the client's read
+/// semaphore) is the real bound; this one only caps how many projects' half-merged plans
+/// are held at a time (40 projects × 2,500 tasks: 4 → 3.3 s, 16 → 2.7 s, peak RSS 49 →
+/// 51 MiB).
+const PROJECT_CONCURRENCY: usize = 16;
 
 /// The claim key of a person.
 fn person_key(email: &str) -> String {
@@ -277,12 +280,25 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
         grant_tasks: None,
     };
 
-    // 1. Rooms first: a bad target stops the run before anything is written, and before
-    //    Asana's budget is spent on a read that could not be acted on.
+    // 1. Rooms: a bad target stops the run before anything is written. A task scope checks
+    //    them before it reads the task; a project sync checks them while its first pages
+    //    are read (below), since the check is a round trip on the critical path of every
+    //    sync and reading costs at most a first page per project if it fails.
     opts.progress.phase("checking rooms");
-    for target in scope.room_targets() {
-        act::rooms::check(&svc.docspace, &svc.rooms, &target).await?;
-    }
+    let targets = scope.room_targets();
+    let check_rooms = futures::future::try_join_all(
+        targets
+            .iter()
+            .map(|target| act::rooms::check(&svc.docspace, &svc.rooms, target)),
+    );
+    let check_rooms = async { check_rooms.await.map(|_| ()) };
+    let check_rooms = match scope {
+        Scope::Task { .. } => {
+            check_rooms.await?;
+            None
+        }
+        Scope::Projects(_) => Some(check_rooms),
+    };
 
     // 2. The claim history's present, then the intake: whatever DocSpace says from here on
     //    is judged fresh or stale against it.
@@ -323,7 +339,13 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
         }
         _ => None,
     };
-    let mut gathered = gather(&cx, scope, started_at).await?;
+    let mut gathered = match check_rooms {
+        Some(check_rooms) => {
+            // Nothing is written until both are done; a failed check drops the reads.
+            futures::try_join!(check_rooms, gather(&cx, scope, started_at))?.1
+        }
+        None => gather(&cx, scope, started_at).await?,
+    };
     let reads = std::mem::take(&mut gathered.reads);
     for task in &gathered.completed {
         cx.ledger

@@ -162,7 +162,8 @@ async fn unknown_room_access_names_are_refused_before_any_call() {
 }
 
 /// A room that does not exist, or whose type does not offer the rule's level, stops the
-/// run with exit 2 before any write (and before Asana is read).
+/// run with exit 2 before any write. The rooms are checked while the projects' first pages
+/// are read, so Asana sees at most one read per rule and nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_problems_stop_the_run_before_any_write() {
     let (aw, mut dw, ids) = seed::bench(50, 5, 0.0);
@@ -176,21 +177,27 @@ async fn room_problems_stop_the_run_before_any_write() {
             "[[rules]]\nproject = \"{}\"\n\n[[rules]]\nproject = \"{}\"\nroom = \"{room}\"\naccess = \"{access}\"\n",
             ids.project, ids.project
         ));
+        let asana_before = env.asana.requests().len();
         let run = env.run(&["--json", "sync"]).await;
         run.expect_code(2);
         assert!(run.stderr.contains(expect), "{run}");
+        let reads = &env.asana.requests()[asana_before..];
+        assert!(
+            reads.len() <= 2
+                && reads.iter().all(|r| r.method == "GET"
+                    && r.path == format!("/api/1.0/projects/{}/tasks", ids.project)),
+            "at most the first page of each rule: {reads:?}"
+        );
     }
     assert!(
         env.docspace_writes().is_empty(),
         "{:?}",
         env.docspace_writes()
     );
-    assert!(
-        env.asana.requests().is_empty(),
-        "{:?}",
-        env.asana.requests()
-    );
     assert!(env.invitations_sent().is_empty());
+    let history = env.run(&["--json", "history"]).await;
+    history.expect_code(0);
+    assert!(history.json().is_empty(), "nothing recorded: {history}");
 }
 
 /// Four rules: two visible projects, one the token cannot see (403) and one that does not
