@@ -188,6 +188,30 @@ async fn a_claim_of_a_dead_replica_is_free_at_once_and_others_keep_their_lease(b
     assert!(later.is_empty(), "CLI claims keep their lease: {later:?}");
 }
 
+/// More keys than one statement takes, some held by another: the free ones are granted in
+/// the order asked, the held ones refused, and a released key comes back stale.
+async fn a_large_claim_grants_the_free_keys_in_order_and_refuses_the_held(backend: &Backend) {
+    let s = backend.open().await;
+    let (a, b) = (Holder::new(), Holder::new());
+    let lease = Duration::from_secs(60);
+    let all: Vec<String> = (0..1_203).map(|i| format!("person:p{i:04}")).collect();
+    let held: Vec<String> = all.iter().step_by(100).cloned().collect();
+    let epoch = s.claim_epoch().await.unwrap();
+    s.claim_keys(&held, &b, epoch, lease).await.unwrap();
+    s.claim_keys(&all[1..2], &b, epoch, lease).await.unwrap();
+    s.release_claims(&all[1..2], &b).await.unwrap();
+
+    let got = s.claim_keys(&all, &a, epoch, lease).await.unwrap();
+    let want: Vec<&String> = all.iter().filter(|k| !held.contains(k)).collect();
+    assert_eq!(got.iter().map(|g| &g.key).collect::<Vec<_>>(), want);
+    let stale: Vec<&str> = got
+        .iter()
+        .filter(|g| g.stale)
+        .map(|g| g.key.as_str())
+        .collect();
+    assert_eq!(stale, ["person:p0001"], "released after the epoch");
+}
+
 async fn concurrent_claimers_never_share_a_key(backend: &Backend) {
     let s = backend.open().await;
     let all: Vec<String> = (0..50).map(|i| format!("person:{i}")).collect();
@@ -247,6 +271,7 @@ async fn a_running_jobs_lease_is_extended_until_it_is_settled(backend: &Backend)
 }
 
 super::conformance!(
+    a_large_claim_grants_the_free_keys_in_order_and_refuses_the_held,
     a_held_key_is_refused_to_others_and_granted_again_to_its_holder,
     a_release_after_the_epoch_makes_the_reading_stale_and_a_later_epoch_does_not,
     an_expired_claim_is_taken_over_as_stale_and_a_heartbeat_keeps_it,

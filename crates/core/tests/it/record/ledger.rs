@@ -191,7 +191,36 @@ async fn concurrent_writers_do_not_hit_busy_errors(backend: &Backend) {
     );
 }
 
+/// More rows than one multi-row statement takes: every row stored, in the order given, with
+/// its own fields.
+async fn record_many_stores_every_row_of_a_large_batch_in_order(backend: &Backend) {
+    let s = backend.open().await;
+    let es: Vec<_> = (0..1_234)
+        .map(|i| {
+            let mut e = entry(
+                "big",
+                &i.to_string(),
+                Some(&format!("p{i}@x.io")),
+                "invited",
+            );
+            e.detail = (i % 2 == 0).then(|| format!("d{i}"));
+            e
+        })
+        .collect();
+    s.record_many(&es).await.unwrap();
+    let all = s.history(&HistoryFilter::default()).await.unwrap();
+    assert_eq!(all.len(), es.len());
+    for (i, (got, want)) in all.iter().zip(&es).enumerate() {
+        assert_eq!(got.task_gid, want.task_gid, "row {i}");
+        assert_eq!(got.email, want.email, "row {i}");
+        assert_eq!(got.detail, want.detail, "row {i}");
+        assert_eq!(got.run_id, "big");
+    }
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+}
+
 super::conformance!(
+    record_many_stores_every_row_of_a_large_batch_in_order,
     record_returns_ids_and_history_keeps_every_field,
     history_filters_combine_and_email_ignores_case,
     limit_keeps_the_newest_and_returns_them_oldest_first,

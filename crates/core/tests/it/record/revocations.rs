@@ -53,6 +53,26 @@ async fn a_later_share_keeps_the_prior_level_of_the_first(backend: &Backend) {
         .is_empty());
 }
 
+/// A batch larger than one statement, naming one person twice: every person stored once,
+/// the later grant of the two kept (as when each row was its own statement).
+async fn a_large_batch_of_grants_keeps_every_person_and_the_last_of_a_repeat(backend: &Backend) {
+    let s = backend.open().await;
+    let room = RoomId::parse("7").unwrap();
+    let mut grants: Vec<RoomGrant> = (0..1_100)
+        .map(|i| grant(&room, &format!("p{i:04}@x.io"), Access::Editing, None))
+        .collect();
+    grants.push(grant(&room, "p0003@x.io", Access::Read, None));
+    s.record_grants(&grants).await.unwrap();
+    let got = s.room_grants(&room).await.unwrap();
+    assert_eq!(got.len(), 1_100);
+    assert_eq!(got[3].email, "p0003@x.io");
+    assert_eq!(got[3].access, Access::Read, "the later grant wins");
+    assert_eq!(
+        got[1_099],
+        grant(&room, "p1099@x.io", Access::Editing, None)
+    );
+}
+
 async fn pending_removals_keep_the_first_time_and_go_with_cancel_or_finish(backend: &Backend) {
     let s = backend.open().await;
     let room = RoomId::parse("5").unwrap();
@@ -144,6 +164,7 @@ async fn a_scheduled_job_is_not_claimed_before_it_is_due_nor_counted_as_backlog(
 
 conformance!(
     a_later_share_keeps_the_prior_level_of_the_first,
+    a_large_batch_of_grants_keeps_every_person_and_the_last_of_a_repeat,
     pending_removals_keep_the_first_time_and_go_with_cancel_or_finish,
     a_scheduled_job_is_not_claimed_before_it_is_due_nor_counted_as_backlog,
 );
