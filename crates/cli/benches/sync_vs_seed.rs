@@ -248,6 +248,9 @@ async fn run(opts: Opts) {
         docspace.world(|w| *w = fresh_ds.clone());
         asana.clear_requests();
         docspace.clear_requests();
+        // Each run on a whole per-minute budget, as a run a minute after the last one
+        // would be (at 150/min one run and its walk already fill most of the window).
+        asana.reset_rate_window();
         let state = dir.path().join(format!("state-{i}.db"));
         let m = measure_sync(
             &asana,
@@ -327,7 +330,11 @@ async fn run(opts: Opts) {
             m.tasks_handled,
             m.peak_rss_kib.unwrap_or(0) as f64 / 1024.0,
             check(m.asana_calls <= 2 * opts.projects),
-            check(m.wall.as_secs_f64() <= 0.3)
+            if opts.projects == 1 {
+                check(m.wall.as_secs_f64() <= 0.3)
+            } else {
+                "no target (the 0.3 s is for one project)"
+            }
         );
     }
     report(
@@ -407,6 +414,7 @@ fn launch_measure(args: &[std::ffi::OsString]) -> ! {
         std::process::exit(2);
     };
     let started = Instant::now();
+    let spawned_at = chrono::Utc::now();
     let child = Command::new(bin).args(rest).spawn().expect("spawn");
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
@@ -415,6 +423,7 @@ fn launch_measure(args: &[std::ffi::OsString]) -> ! {
     // SAFETY: `pid` is our own child, not yet reaped (std's `Child` is never waited on).
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = started.elapsed();
+    let exited_at = chrono::Utc::now();
     assert_eq!(r, pid, "wait4 failed: {}", std::io::Error::last_os_error());
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
@@ -426,7 +435,13 @@ fn launch_measure(args: &[std::ffi::OsString]) -> ! {
     // Linux reports ru_maxrss in KiB.
     std::fs::write(
         out,
-        format!("{} {} {code} {cpu}", usage.ru_maxrss, wall.as_nanos()),
+        format!(
+            "{} {} {code} {cpu} {} {}",
+            usage.ru_maxrss,
+            wall.as_nanos(),
+            spawned_at.format("%H:%M:%S%.6f"),
+            exited_at.format("%H:%M:%S%.6f")
+        ),
     )
     .expect("write measurement");
     std::process::exit(code.max(0));
@@ -492,6 +507,8 @@ async fn measure_sync(
     let wall = Duration::from_nanos(fields.next().unwrap_or(0).max(0) as u64);
     let status = fields.next().filter(|c| *c >= 0).map(|c| c as i32);
     let cpu = Duration::from_nanos(fields.next().unwrap_or(0).max(0) as u64);
+    // The child's log has wall-clock times: these two put its start and end beside them.
+    let bounds: Vec<&str> = measured.split_whitespace().skip(4).collect();
 
     let summary: Value = stdout
         .lines()
@@ -499,7 +516,14 @@ async fn measure_sync(
         .and_then(|l| serde_json::from_str(l).ok())
         .unwrap_or(Value::Null);
     if let Some(path) = child_log {
-        let _ = std::fs::write(path, &stderr);
+        let _ = std::fs::write(
+            path,
+            format!(
+                "launcher: spawned at {}\n{stderr}launcher: exited at {}\n",
+                bounds.first().unwrap_or(&"?"),
+                bounds.get(1).unwrap_or(&"?")
+            ),
+        );
     }
     if summary["summary"] != true || status != Some(0) {
         eprintln!("sync did not finish cleanly (exit {status:?})\n{stderr}");
@@ -726,12 +750,16 @@ fn report(
     } else {
         0.0
     };
-    let floor = chain.max(rate_floor) + 2.0 * latency;
+    // Several projects: also Asana's 50 reads in flight per token, however concurrently the
+    // projects are read.
+    let concurrency_floor = asana_target.saturating_sub(5).div_ceil(50) as f64 * latency;
+    let floor = chain.max(rate_floor).max(concurrency_floor) + 2.0 * latency;
     let ratio = ours.wall.as_secs_f64() / floor;
     // The same floor with the chain as this simulator really serves it (latency plus its
     // own time to build each page on this machine).
     let real_floor = (measured_chain.as_secs_f64() + section_calls as f64 * latency)
         .max(rate_floor)
+        .max(concurrency_floor)
         + 2.0 * latency;
     let real_ratio = ours.wall.as_secs_f64() / real_floor;
     let rss_mib = ours_max_rss.unwrap_or(0) as f64 / 1024.0;
@@ -866,15 +894,20 @@ fn report(
         check(ours.docspace_calls <= docspace_target)
     );
     println!(
-        "- wall {:.2} s vs floor {:.2} s (sections call {section_calls} + one section's chain {pages} pages, × {} ms = {:.2} s, rate-limit floor {:.2} s, + invite and share rounds {:.2} s): ratio {:.2} ≤ 1.5: {}",
+        "- wall {:.2} s vs floor {:.2} s (sections call {section_calls} + one section's chain {pages} pages, × {} ms = {:.2} s, rate-limit floor {:.2} s, 50-reads-in-flight floor {:.2} s, + invite and share rounds {:.2} s): ratio {:.2} ≤ 1.5: {}",
         ours.wall.as_secs_f64(),
         floor,
         opts.latency_ms,
         chain,
         rate_floor,
+        concurrency_floor,
         2.0 * latency,
         ratio,
-        check(ratio <= 1.5)
+        if opts.projects == 1 && opts.tasks <= 10_000 {
+            check(ratio <= 1.5)
+        } else {
+            "no target (the 1.5× is for one project of 10,000 tasks); for reference"
+        }
     );
     println!(
         "  (against the page chain as this simulator serves it here, median of {} walks, {:.2} s + {:.2} s = {:.2} s: ratio {:.2})",
