@@ -529,10 +529,11 @@ async fn read_mode(cx: &Ctx<'_>, rule: &Rule, now: DateTime<Utc>) -> ReadMode {
 
 /// Every task of one rule's project, deduplicated by gid, as assignments.
 ///
-/// Full: the first page of `GET /projects/{gid}/tasks`; when there is more, the sections
-/// (`GET /projects/{gid}/sections`): one section → the rest of the same page chain, as
-/// before; several → each section's chain (`GET /tasks?section=`) at once, within the
-/// read limit. A project of one page costs one call, as it always did.
+/// Full: the first page of `GET /projects/{gid}/tasks` and the sections
+/// (`GET /projects/{gid}/sections`) at once; when there is more than one page: one section
+/// → the rest of the same page chain, as before; several → each section's chain
+/// (`GET /tasks?section=`) at once, within the read limit. A project of one page costs two
+/// calls (its page and its sections).
 /// Incremental: `GET /tasks?project=…&modified_since=…` (one call when nothing changed).
 async fn read_project(
     asana: &asana_api::Client,
@@ -577,15 +578,21 @@ async fn read_project(
             }
         }
         ReadMode::Full => {
-            let first = asana
-                .project_tasks_page(&rule.project, fields, since, None)
-                .await?;
+            // The first page and the sections at once: waiting for the page before asking
+            // for the sections put one more round trip on every large project's critical
+            // path; the price is a sections call that a project of one page did not need.
+            let (first, sections) = futures::join!(
+                asana.project_tasks_page(&rule.project, fields, since, None),
+                asana
+                    .project_sections(&rule.project)
+                    .try_collect::<Vec<asana_api::Compact>>()
+            );
+            let first = first?;
             first.tasks.into_iter().for_each(&mut take);
             let Some(next) = first.next_offset else {
                 return Ok(());
             };
-            let sections: Vec<asana_api::Compact> =
-                asana.project_sections(&rule.project).try_collect().await?;
+            let sections = sections?;
             if sections.len() <= 1 {
                 let rest = asana.project_tasks_from(&rule.project, fields, since, next);
                 futures::pin_mut!(rest);

@@ -130,7 +130,7 @@ async fn a_one_section_project_is_paged_as_before() {
     assert_eq!(count(&reqs, &format!("/projects/{p}/sections"), ""), 1);
     assert_eq!(reqs.len(), 4);
 
-    // A project of one page costs one call, as it always did: no sections call.
+    // A project of one page: its page and its sections, asked at once; nothing more.
     let small = Bench::start(BenchSpec {
         tasks_per_project: 60,
         sections: 4,
@@ -140,7 +140,11 @@ async fn a_one_section_project_is_paged_as_before() {
     .await;
     let r = small.sync().await;
     assert_eq!(r.summary.tasks, 60);
-    assert_eq!(small.asana_gets().len(), 1);
+    let reqs = small.asana_gets();
+    let p = &small.ids.project;
+    assert_eq!(count(&reqs, &format!("/projects/{p}/tasks"), ""), 1);
+    assert_eq!(count(&reqs, &format!("/projects/{p}/sections"), ""), 1);
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
 }
 
 #[tokio::test]
