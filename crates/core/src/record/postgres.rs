@@ -58,6 +58,21 @@ pub struct PgStore {
     wake: Arc<Notify>,
     /// Stops the `LISTEN` task on [`Store::close`].
     stop: CancellationToken,
+    /// This store's name in its own notifications, so its listener can tell them from
+    /// other replicas' (it woke its own workers already, at its commit).
+    sender: Arc<str>,
+}
+
+/// Workers one notification wakes at most: a batch of 1,000 new jobs needs no more
+/// claimers than a replica has workers.
+const WAKE_AT_MOST: usize = 64;
+
+/// Wakes `n` idle workers (one per new job), or every one when `n` is not known.
+fn wake_workers(wake: &Notify, n: Option<usize>) {
+    match n {
+        Some(n) => (0..n.min(WAKE_AT_MOST)).for_each(|_| wake.notify_one()),
+        None => wake.notify_waiters(),
+    }
 }
 
 /// `location` with any password replaced, for messages (a URL may carry credentials).
@@ -96,8 +111,19 @@ impl PgStore {
         MIGRATOR.run(&pool).await.map_err(StoreError::Migration)?;
         let wake = Arc::new(Notify::new());
         let stop = CancellationToken::new();
-        tokio::spawn(listen(pool.clone(), wake.clone(), stop.clone()));
-        Ok(PgStore { pool, wake, stop })
+        let sender: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+        tokio::spawn(listen(
+            pool.clone(),
+            wake.clone(),
+            stop.clone(),
+            sender.clone(),
+        ));
+        Ok(PgStore {
+            pool,
+            wake,
+            stop,
+            sender,
+        })
     }
 
     /// The pool, for `state migrate` and tests that look at the rows themselves.
@@ -106,9 +132,12 @@ impl PgStore {
     }
 }
 
-/// Fires `wake` on every notification of [`CHANNEL`], reconnecting after errors (and
-/// firing once after each reconnect: notifications sent meanwhile were lost).
-async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) {
+/// Fires `wake` on every notification of [`CHANNEL`] that another store sent, reconnecting
+/// after errors (and firing once after each reconnect: notifications sent meanwhile were
+/// lost). A payload `<jobs> <sender>` wakes one worker per new job instead of all of them:
+/// with two replicas of 16 workers, waking all 32 for every commit made each new job a
+/// claim storm of 32 `SKIP LOCKED` queries on two cores.
+async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken, sender: Arc<str>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let connected = async {
@@ -140,7 +169,13 @@ async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 n = listener.recv() => match n {
-                    Ok(_) => wake.notify_waiters(),
+                    Ok(n) => {
+                        let mut words = n.payload().split(' ');
+                        let jobs = words.next().and_then(|w| w.parse().ok());
+                        if words.next() != Some(&*sender) {
+                            wake_workers(&wake, jobs);
+                        }
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "the job notification connection failed; reconnecting");
                         break;
@@ -325,13 +360,14 @@ impl PgStore {
         .await?;
         let any = !inserted.is_empty();
         if any {
-            sqlx::query("SELECT pg_notify($1, '')")
+            sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
+                .bind(format!("{} {}", inserted.len(), self.sender))
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
-        let created = jobs
+        let created: Vec<bool> = jobs
             .iter()
             .map(|j| match inserted.iter().position(|k| *k == j.dedupe_key) {
                 Some(i) => {
@@ -342,7 +378,7 @@ impl PgStore {
             })
             .collect();
         if any {
-            self.wake.notify_waiters();
+            wake_workers(&self.wake, Some(created.iter().filter(|c| **c).count()));
         }
         Ok(created)
     }
@@ -420,16 +456,20 @@ impl Store for PgStore {
         }
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         let until = plus_ms(2);
+        // An orphan (expired lease, or a holder whose replica died) keeps its place in the
+        // queue, its own `next_attempt_at`, not its lease, which for a dead replica still
+        // lies ahead: otherwise every job queued since would go first, and the recovery of
+        // what was in flight would wait for the whole backlog.
         let sql = format!(
             "WITH queued AS ( \
                  SELECT id, next_attempt_at AS due FROM jobs \
                  WHERE state = 'queued' AND next_attempt_at <= now() \
                  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE OF jobs SKIP LOCKED), \
              orphaned AS ( \
-                 SELECT id, lease_until AS due FROM jobs \
+                 SELECT id, next_attempt_at AS due FROM jobs \
                  WHERE state = 'running' AND (lease_until <= now() \
                      OR holder IN (SELECT r.id FROM replicas r WHERE r.expires_at <= now())) \
-                 ORDER BY lease_until LIMIT $1 FOR UPDATE OF jobs SKIP LOCKED), \
+                 ORDER BY 2 LIMIT $1 FOR UPDATE OF jobs SKIP LOCKED), \
              picked AS ( \
                  SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM orphaned) AS u \
                  ORDER BY due, id LIMIT $1) \

@@ -508,7 +508,10 @@ impl Store for SqliteStore {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         // Due queued jobs, expired leases, and the jobs of replicas that stopped beating
         // (their process died), each found through its own index in due order; one
-        // statement, so the selection and the update are atomic.
+        // statement, so the selection and the update are atomic. A dead replica's job keeps
+        // its place in the queue (its own `next_attempt_at`), not its lease, which still
+        // lies ahead: otherwise every job queued since would go first, and the recovery of
+        // what was in flight would wait for the whole backlog.
         let sql = format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?2, \
                  updated_at = ?1, lease_token = lease_token + 1, holder = ?4 \
@@ -525,7 +528,7 @@ impl Store for SqliteStore {
                          ORDER BY lease_until LIMIT ?3) \
                      UNION ALL \
                      SELECT id, due FROM ( \
-                         SELECT jobs.id AS id, jobs.lease_until AS due FROM jobs \
+                         SELECT jobs.id AS id, jobs.next_attempt_at AS due FROM jobs \
                          JOIN replicas ON replicas.id = jobs.holder \
                          WHERE jobs.state = 'running' AND jobs.lease_until > ?1 \
                            AND replicas.expires_at <= ?1 \

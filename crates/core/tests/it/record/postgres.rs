@@ -41,6 +41,53 @@ async fn an_enqueue_on_one_replica_wakes_the_workers_of_another() {
     b.close().await;
 }
 
+/// How many of `n` idle workers of `store` a wake-up reaches within `wait`.
+async fn woken_of(
+    store: &dyn record::Store,
+    n: usize,
+    wait: Duration,
+    act: impl std::future::Future<Output = ()>,
+) -> usize {
+    let wake = store.wakeup();
+    let mut waiters: Vec<_> = (0..n).map(|_| Box::pin(wake.notified())).collect();
+    for w in &mut waiters {
+        w.as_mut().enable();
+    }
+    act.await;
+    let woken = waiters
+        .into_iter()
+        .map(|w| async move { tokio::time::timeout(wait, w).await.is_ok() });
+    futures::future::join_all(woken)
+        .await
+        .into_iter()
+        .filter(|w| *w)
+        .count()
+}
+
+/// A commit of two new jobs wakes two idle workers on every replica, not all of them: with
+/// 16 workers a replica, waking all made every job a storm of claims. The committing
+/// replica wakes its own two at its commit and ignores its own notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_wakes_one_idle_worker_per_new_job_on_each_replica() {
+    let backend = Backend::postgres().await;
+    let (a, b) = tokio::join!(backend.open(), backend.open());
+    // Let both listeners connect (each fires once when it does).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let wait = Duration::from_millis(500);
+    let (on_a, on_b) = tokio::join!(
+        woken_of(a.as_ref(), 6, wait, async {
+            assert_eq!(
+                a.enqueue(&[job("one"), job("two")]).await.unwrap(),
+                vec![true, true]
+            );
+        }),
+        woken_of(b.as_ref(), 6, wait, async {}),
+    );
+    assert_eq!((on_a, on_b), (2, 2), "workers woken on a and on b");
+    a.close().await;
+    b.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_starting_together_migrate_one_fresh_database() {
     let backend = Backend::postgres().await;

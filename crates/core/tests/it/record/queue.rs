@@ -457,6 +457,30 @@ async fn a_dead_replicas_jobs_are_taken_over_before_their_lease_ends(backend: &B
     assert_eq!(s.complete(kept.lease()).await.unwrap(), Fence::Held);
 }
 
+/// What a dead replica had in flight goes before what was queued after it: it keeps its
+/// place in the queue, not its lease (which still lies ahead).
+async fn a_dead_replicas_job_goes_before_jobs_queued_after_it(backend: &Backend) {
+    let s = backend.open().await;
+    let (dying, alive) = (ReplicaId::new(), ReplicaId::new());
+    s.register_replica(&dying, "serve on a (pid 1)", Duration::from_secs(60))
+        .await
+        .unwrap();
+    s.enqueue(&[job("in-flight")]).await.unwrap();
+    let held = s.claim(1, LEASE, &dying).await.unwrap().remove(0);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    s.enqueue(&[job("later-1"), job("later-2")]).await.unwrap();
+    // SIGKILL: its registry row expires (a beat with no time to live).
+    assert!(s.beat_replica(&dying, Duration::ZERO).await.unwrap());
+    let next = s.claim(1, LEASE, &alive).await.unwrap();
+    assert_eq!(
+        next.iter()
+            .map(|j| j.dedupe_key.as_str())
+            .collect::<Vec<_>>(),
+        ["in-flight"]
+    );
+    assert_eq!(next[0].id, held.id);
+}
+
 async fn replicas_register_beat_and_retire(backend: &Backend) {
     let s = backend.open().await;
     let r = ReplicaId::new();
@@ -502,6 +526,7 @@ async fn enqueue_and_release_fire_the_wakeup(backend: &Backend) {
 super::conformance!(
     a_worker_whose_lease_was_taken_cannot_settle_retry_or_renew,
     a_dead_replicas_jobs_are_taken_over_before_their_lease_ends,
+    a_dead_replicas_job_goes_before_jobs_queued_after_it,
     replicas_register_beat_and_retire,
     enqueue_and_release_fire_the_wakeup,
     enqueue_dedupes_within_a_batch_and_across_calls,
