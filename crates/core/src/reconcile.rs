@@ -283,7 +283,8 @@ pub async fn run(svc: &Services, scope: &Scope, opts: &Options) -> Result<Report
     // 1. Rooms: a bad target stops the run before anything is written. A task scope checks
     //    them before it reads the task; a project sync checks them while its first pages
     //    are read (below), since the check is a round trip on the critical path of every
-    //    sync and reading costs at most a first page per project if it fails.
+    //    sync and, if it fails, the reads cost at most a first page and a sections call per
+    //    rule.
     opts.progress.phase("checking rooms");
     let targets = scope.room_targets();
     let check_rooms = futures::future::try_join_all(
