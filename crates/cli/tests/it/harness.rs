@@ -374,6 +374,24 @@ impl Cmd {
         self.spawn_with(Stdio::null(), Stdio::inherit())
     }
 
+    /// Starts `serve` (already given `--listen 127.0.0.1:{port}`) as [`Cmd::spawn_server`]
+    /// does, and returns once its `/healthz` answers 200 (failing the test after `limit`).
+    pub async fn spawn_healthy(self, port: u16, limit: Duration) -> Running {
+        let child = self.spawn_server();
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(r) = http.get(&url).send().await {
+                if r.status() == 200 {
+                    return child;
+                }
+            }
+            assert!(Instant::now() < deadline, "serve did not become healthy");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Runs the binary to completion (at most [`RUN_TIMEOUT`]).
     pub async fn run(self) -> Output {
         self.spawn().output().await
@@ -407,6 +425,16 @@ impl Running {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             elapsed: started.elapsed(),
         }
+    }
+}
+
+impl Running {
+    /// Kills the process with SIGKILL and checks that the signal is what ended it.
+    pub async fn sigkill(&mut self) {
+        use std::os::unix::process::ExitStatusExt;
+        self.child.start_kill().unwrap();
+        let status = self.child.wait().await.unwrap();
+        assert_eq!(status.signal(), Some(9), "{status:?}");
     }
 }
 

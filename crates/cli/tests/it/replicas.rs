@@ -13,7 +13,6 @@
 //! Each test runs in a database of its own on the server named by
 //! `ASANA_DOCSPACE_TEST_POSTGRES` (see `bridge_sim::postgres`).
 
-use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -118,7 +117,6 @@ struct Env {
     users: Vec<String>,
     emails: Vec<String>,
     tasks: Vec<String>,
-    http: reqwest::Client,
 }
 
 impl std::ops::Deref for Env {
@@ -158,7 +156,6 @@ impl Env {
             users,
             emails,
             tasks,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
         }
     }
 
@@ -171,32 +168,15 @@ impl Env {
 
     /// Starts `serve` on `port` and waits until it answers `/healthz`.
     async fn serve(&self, port: u16) -> Running {
-        let child = self
-            .on_postgres(&["serve", "--listen", &format!("127.0.0.1:{port}")])
+        self.on_postgres(&["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("ASANA_DOCSPACE_LOG", "warn")
-            .spawn_server();
-        let url = format!("http://127.0.0.1:{port}/healthz");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = self.http.get(&url).send().await {
-                if r.status() == 200 {
-                    return child;
-                }
-            }
-            assert!(Instant::now() < deadline, "serve did not become healthy");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            .spawn_healthy(port, Duration::from_secs(30))
+            .await
     }
 
     async fn store(&self) -> PgStore {
         PgStore::open(self.db.url()).await.unwrap()
     }
-}
-
-async fn sigkill(child: &mut Running) {
-    child.start_kill().unwrap();
-    let status = child.wait().await.unwrap();
-    assert_eq!(status.signal(), Some(9), "{status:?}");
 }
 
 /// The registry id of the replica with this pid.
@@ -264,7 +244,7 @@ async fn two_replicas_share_a_thousand_deliveries_and_survive_a_sigkill_of_one()
         assert!(Instant::now() < deadline, "deliveries stalled");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    sigkill(&mut a).await;
+    a.sigkill().await;
     let killed = Instant::now();
     let orphans: Vec<i64> =
         sqlx::query_scalar("SELECT id FROM jobs WHERE holder = $1 AND state = 'running'")
@@ -395,7 +375,7 @@ async fn two_watch_processes_poll_a_project_once_and_the_standby_takes_over() {
     // The poller dies; the standby takes over once the dead process's registry row has
     // expired (6 s), which frees its poller claim.
     let mut first = first;
-    sigkill(&mut first).await;
+    first.sigkill().await;
     let first_out = first.output().await;
     let killed = Instant::now();
     let before = events(&env);

@@ -52,22 +52,8 @@ async fn sigterm_ends_serve_within_the_grace_period_while_a_client_holds_a_parti
     let mut server = sims
         .configured(&["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("ASANA_DOCSPACE_LOG", "warn")
-        .spawn_server();
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = http
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-        {
-            if r.status() == 200 {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "serve did not become healthy");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        .spawn_healthy(port, Duration::from_secs(20))
+        .await;
     // A client that started a request and stopped half-way through its header.
     let mut stuck = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

@@ -12,7 +12,6 @@
 //!   once instead of after the claim's own lease.
 
 use std::ops::Deref;
-use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,21 +84,10 @@ impl Env {
 
     /// Starts `serve` and waits until it answers `/healthz`.
     async fn serve(&self) -> Running {
-        let child = self
-            .configured(&["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+        self.configured(&["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .env("ASANA_DOCSPACE_LOG", "warn")
-            .spawn_server();
-        let url = format!("{}/healthz", self.base());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = self.http.get(&url).send().await {
-                if r.status() == 200 {
-                    return child;
-                }
-            }
-            assert!(Instant::now() < deadline, "serve did not become healthy");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            .spawn_healthy(self.port, Duration::from_secs(20))
+            .await
     }
 
     async fn create_webhook(&self) -> serde_json::Value {
@@ -130,16 +118,10 @@ impl Env {
     }
 }
 
-async fn sigkill(mut child: Running) {
-    child.start_kill().unwrap();
-    let status = child.wait().await.unwrap();
-    assert_eq!(status.signal(), Some(9), "{status:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_assignment_is_one_invitation_within_a_second_across_a_sigkill() {
     let env = Env::new(2, 2).await;
-    let server = env.serve().await;
+    let mut server = env.serve().await;
     let created = env.create_webhook().await;
     assert!(
         created["gid"].is_string() && created["id"].is_string(),
@@ -162,7 +144,7 @@ async fn an_assignment_is_one_invitation_within_a_second_across_a_sigkill() {
     let first = started.elapsed();
     assert_eq!(env.invitations_sent(), vec![env.emails[0].clone()]);
 
-    sigkill(server).await;
+    server.sigkill().await;
     let server = env.serve().await;
 
     let started = Instant::now();
@@ -215,7 +197,7 @@ async fn a_thousand_queued_events_survive_a_sigkill_without_duplicate_invitation
     let env = Env::new(PEOPLE, TASKS).await;
     // Slow DocSpace down so the kill lands while the queue is still being worked.
     env.docspace.set_latency(Duration::from_millis(10));
-    let server = env.serve().await;
+    let mut server = env.serve().await;
     env.create_webhook().await;
     let store: Arc<dyn Store> = record::open(env.state_path().to_str().unwrap())
         .await
@@ -252,7 +234,7 @@ async fn a_thousand_queued_events_survive_a_sigkill_without_duplicate_invitation
         "{metrics}"
     );
 
-    sigkill(server).await;
+    server.sigkill().await;
     let before = env.invitations_sent().len();
     let depth = store.queue_depth().await.unwrap();
     assert!(
@@ -305,7 +287,7 @@ async fn a_job_in_flight_at_a_sigkill_runs_again_soon_after_a_restart_not_after_
     // invitation would come two minutes after the restart.
     let lease = Duration::from_secs(120);
     let env = Env::with_lease(1, 1, lease.as_secs()).await;
-    let server = env.serve().await;
+    let mut server = env.serve().await;
     env.create_webhook().await;
     // DocSpace hangs: the job is stuck in flight when the process dies.
     env.docspace.set_latency(Duration::from_secs(600));
@@ -338,7 +320,7 @@ async fn a_job_in_flight_at_a_sigkill_runs_again_soon_after_a_restart_not_after_
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     assert_eq!(store.queue_depth().await.unwrap().running, 1);
-    sigkill(server).await;
+    server.sigkill().await;
     assert!(env.invitations_sent().is_empty());
     // The claim names the dead process's registry row — the row whose expiry frees its job.
     let replicas: Vec<String> = sqlx::query_scalar("SELECT id FROM replicas")
